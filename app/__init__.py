@@ -1,0 +1,1 @@
+"""The vote, result and login web apps (one Flask app factory)."""

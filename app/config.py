@@ -1,0 +1,156 @@
+"""Settings for the apps and the worker, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and says what to do."""
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class PollOption:
+    """One answer of the poll: a stable key (stored in Postgres) and the label people see."""
+
+    key: str
+    label: str
+
+
+def parse_options(raw: str) -> tuple[PollOption, ...]:
+    """Parse POLL_OPTIONS: comma separated labels, each optionally written as key=Label."""
+    options: list[PollOption] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        key, _, label = item.partition("=") if "=" in item else (_slug(item), "", item)
+        key, label = key.strip(), label.strip()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", key):
+            raise ConfigError(f"POLL_OPTIONS: bad option key {key!r} (use a-z, 0-9, - or _)")
+        options.append(PollOption(key, label or key))
+    if len(options) < 2:
+        raise ConfigError("POLL_OPTIONS: give at least two options, e.g. 'Cats,Dogs'")
+    if len({o.key for o in options}) != len(options):
+        raise ConfigError("POLL_OPTIONS: option keys must be unique")
+    return tuple(options)
+
+
+def parse_hostports(raw: str, name: str) -> tuple[tuple[str, int], ...]:
+    """Parse 'host:port,host:port' into pairs, naming the variable on error."""
+    pairs = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"{name}: expected host:port[,host:port...], got {item!r}")
+        pairs.append((host, int(port)))
+    if not pairs:
+        raise ConfigError(f"{name} is empty: give at least one host:port")
+    return tuple(pairs)
+
+
+def _bool(raw: str, name: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}: expected true/false, got {raw!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = int) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name}: must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the apps and the worker need to know, with no defaults for secrets."""
+
+    secret_key: str
+    sentinels: tuple[tuple[str, int], ...]
+    redis_master_name: str
+    redis_password: str | None
+    sentinel_password: str | None
+    database_url: str
+    database_ro_url: str
+    question: str
+    options: tuple[PollOption, ...]
+    require_login: bool = False
+    # A vote counts as accepted once this many replicas hold it (Redis WAIT).
+    wait_replicas: int = 1
+    wait_timeout_ms: int = 200
+    # Total time a vote request may spend retrying through a Redis failover.
+    write_budget_s: float = 8.0
+    session_lifetime: timedelta = timedelta(days=30)
+    max_body_bytes: int = 16 * 1024
+    login_rate_limit: str = "10 per minute"
+    log_format: str = "text"
+    worker_name: str = "worker-1"
+    worker_batch: int = 500
+    worker_block_ms: int = 1000
+    worker_claim_idle_ms: int = 30_000
+    worker_max_deliveries: int = 5
+    worker_metrics_port: int = 0
+
+    @property
+    def option_keys(self) -> frozenset[str]:
+        return frozenset(o.key for o in self.options)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Build the config from the environment; raise ConfigError naming what is wrong."""
+        env = os.environ if env is None else env
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigError(f"{name} is not set (see README, 'Configuration')")
+            return value
+
+        database_url = required("DATABASE_URL")
+        log_format = env.get("LOG_FORMAT", "text")
+        if log_format not in {"text", "json"}:
+            raise ConfigError(f"LOG_FORMAT: expected text or json, got {log_format!r}")
+        return cls(
+            secret_key=required("SECRET_KEY"),
+            sentinels=parse_hostports(required("REDIS_SENTINELS"), "REDIS_SENTINELS"),
+            redis_master_name=env.get("REDIS_MASTER_NAME", "mymaster"),
+            redis_password=env.get("REDIS_PASSWORD") or None,
+            sentinel_password=env.get("SENTINEL_PASSWORD") or None,
+            database_url=database_url,
+            database_ro_url=env.get("DATABASE_RO_URL") or database_url,
+            question=env.get("POLL_QUESTION", "Cats or dogs?"),
+            options=parse_options(env.get("POLL_OPTIONS", "Cats,Dogs")),
+            require_login=_bool(env.get("VOTE_REQUIRE_LOGIN", "false"), "VOTE_REQUIRE_LOGIN"),
+            wait_replicas=int(_number(env, "VOTE_WAIT_REPLICAS", 1)),
+            wait_timeout_ms=int(_number(env, "VOTE_WAIT_TIMEOUT_MS", 200)),
+            write_budget_s=float(_number(env, "VOTE_WRITE_BUDGET_S", 8.0, float)),
+            session_lifetime=timedelta(days=_number(env, "SESSION_LIFETIME_DAYS", 30, float)),
+            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 16 * 1024)),
+            login_rate_limit=env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+            log_format=log_format,
+            worker_name=env.get("WORKER_NAME", "worker-1"),
+            worker_batch=int(_number(env, "WORKER_BATCH", 500)),
+            worker_block_ms=int(_number(env, "WORKER_BLOCK_MS", 1000)),
+            worker_claim_idle_ms=int(_number(env, "WORKER_CLAIM_IDLE_MS", 30_000)),
+            worker_max_deliveries=int(_number(env, "WORKER_MAX_DELIVERIES", 5)),
+            worker_metrics_port=int(_number(env, "WORKER_METRICS_PORT", 0)),
+        )

@@ -1,0 +1,72 @@
+"""The vote stream: the one definition of what the vote app writes and the worker reads."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+STREAM = "votes"
+GROUP = "workers"
+DEAD_LETTER = "votes:dead"
+
+_STREAM_ID = re.compile(r"^(\d+)-(\d+)$")
+_VOTER = re.compile(r"^(anon|user):[A-Za-z0-9_.:-]{1,80}$")
+
+
+class MalformedVote(ValueError):
+    """A stream entry that can never be applied; the reason goes to the dead-letter stream."""
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One vote as it travels from the vote app to the worker."""
+
+    vote_id: str
+    voter: str
+    option: str
+    ts_ms: int
+
+    @classmethod
+    def new(cls, voter: str, option: str) -> Vote:
+        """A fresh vote with a unique id and the current time."""
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        return cls(vote_id=uuid.uuid4().hex, voter=voter, option=option, ts_ms=now_ms)
+
+    def fields(self) -> dict[str, str]:
+        """The stream entry's fields (XADD)."""
+        return {"vote_id": self.vote_id, "voter": self.voter, "option": self.option,
+                "ts": str(self.ts_ms)}
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return value
+
+
+def decode(fields: dict, option_keys: frozenset[str]) -> Vote:
+    """Turn a stream entry's fields into a Vote, or raise MalformedVote with the reason."""
+    data = {_text(k): _text(v) for k, v in fields.items()}
+    vote_id, voter, option, ts = (data.get(k) for k in ("vote_id", "voter", "option", "ts"))
+    if not vote_id or not re.fullmatch(r"[0-9a-f]{32}", vote_id):
+        raise MalformedVote("missing or malformed vote_id")
+    if not voter or not _VOTER.match(voter):
+        raise MalformedVote("missing or malformed voter")
+    if option not in option_keys:
+        raise MalformedVote(f"unknown option {option!r}")
+    if not ts or not ts.isdigit():
+        raise MalformedVote("missing or malformed ts")
+    return Vote(vote_id=vote_id, voter=voter, option=option, ts_ms=int(ts))
+
+
+def split_id(stream_id: bytes | str) -> tuple[int, int]:
+    """Split a stream id 'ms-seq' into two integers that sort like the stream does."""
+    match = _STREAM_ID.match(_text(stream_id) or "")
+    if not match:
+        raise MalformedVote(f"bad stream id {stream_id!r}")
+    return int(match.group(1)), int(match.group(2))

@@ -1,0 +1,1 @@
+"""The worker: drains the vote stream into Postgres."""
