@@ -109,6 +109,10 @@ class Config:
     worker_claim_idle_ms: int = 30_000
     worker_max_deliveries: int = 5
     worker_metrics_port: int = 0
+    # How often the worker looks for entries abandoned by dead consumers (XAUTOCLAIM).
+    worker_claim_interval_ms: int = 5_000
+    # How often the worker trims acknowledged entries from the stream (XTRIM MINID).
+    worker_trim_interval_ms: int = 5_000
 
     @property
     def option_keys(self) -> frozenset[str]:
@@ -153,4 +157,6 @@ class Config:
             worker_claim_idle_ms=int(_number(env, "WORKER_CLAIM_IDLE_MS", 30_000)),
             worker_max_deliveries=int(_number(env, "WORKER_MAX_DELIVERIES", 5)),
             worker_metrics_port=int(_number(env, "WORKER_METRICS_PORT", 0)),
+            worker_claim_interval_ms=int(_number(env, "WORKER_CLAIM_INTERVAL_MS", 5_000)),
+            worker_trim_interval_ms=int(_number(env, "WORKER_TRIM_INTERVAL_MS", 5_000)),
         )
