@@ -80,6 +80,13 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = int)
     return value
 
 
+def _log_format(env: Mapping[str, str]) -> str:
+    log_format = env.get("LOG_FORMAT", "text")
+    if log_format not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT: expected text or json, got {log_format!r}")
+    return log_format
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the apps and the worker need to know, with no defaults for secrets."""
@@ -113,6 +120,10 @@ class Config:
     worker_claim_interval_ms: int = 5_000
     # How often the worker trims acknowledged entries from the stream (XTRIM MINID).
     worker_trim_interval_ms: int = 5_000
+    # Send the session cookie over HTTPS only (set it when TLS terminates in front of the apps).
+    cookie_secure: bool = False
+    # gunicorn with several workers: the directory where they share their metrics.
+    metrics_multiproc_dir: str | None = None
 
     @property
     def option_keys(self) -> frozenset[str]:
@@ -130,9 +141,7 @@ class Config:
             return value
 
         database_url = required("DATABASE_URL")
-        log_format = env.get("LOG_FORMAT", "text")
-        if log_format not in {"text", "json"}:
-            raise ConfigError(f"LOG_FORMAT: expected text or json, got {log_format!r}")
+        log_format = _log_format(env)
         return cls(
             secret_key=required("SECRET_KEY"),
             sentinels=parse_hostports(required("REDIS_SENTINELS"), "REDIS_SENTINELS"),
@@ -159,4 +168,30 @@ class Config:
             worker_metrics_port=int(_number(env, "WORKER_METRICS_PORT", 0)),
             worker_claim_interval_ms=int(_number(env, "WORKER_CLAIM_INTERVAL_MS", 5_000)),
             worker_trim_interval_ms=int(_number(env, "WORKER_TRIM_INTERVAL_MS", 5_000)),
+            cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE", "false"), "SESSION_COOKIE_SECURE"),
+            metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        )
+
+
+@dataclass(frozen=True)
+class GunicornSettings:
+    """What app/gunicorn_conf.py needs, readable before the apps' own settings are checked."""
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    log_format: str = "text"
+    metrics_multiproc_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GunicornSettings:
+        """Read GUNICORN_BIND, GUNICORN_WORKERS, LOG_FORMAT and PROMETHEUS_MULTIPROC_DIR."""
+        env = os.environ if env is None else env
+        workers = int(_number(env, "GUNICORN_WORKERS", 2))
+        if workers < 1:
+            raise ConfigError("GUNICORN_WORKERS: must be at least 1")
+        return cls(
+            bind=env.get("GUNICORN_BIND") or "127.0.0.1:8000",
+            workers=workers,
+            log_format=_log_format(env),
+            metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
