@@ -1,0 +1,30 @@
+#!/bin/sh
+# Start a Redis data node (docker-compose and the local stack use this same script).
+# A node that restarts must never come back as a second, empty or stale master
+# (local-stack-notes G11/G13): it asks the Sentinels who the master is and starts as its
+# replica; only when no Sentinel answers does it fall back to REDIS_INITIAL_MASTER.
+# Env: REDIS_CONF REDIS_PORT REDIS_DIR REDIS_BIND REDIS_ANNOUNCE_IP REDIS_PASSWORD
+#      REDIS_SENTINELS (host:port,...) SENTINEL_PASSWORD REDIS_MASTER_NAME REDIS_INITIAL_MASTER
+set -eu
+: "${REDIS_CONF:?}" "${REDIS_PORT:?}" "${REDIS_DIR:?}" "${REDIS_PASSWORD:?}"
+: "${REDIS_INITIAL_MASTER:?}" "${REDIS_ANNOUNCE_IP:?}"
+master=""
+for s in $(printf '%s' "${REDIS_SENTINELS:-}" | tr ',' ' '); do
+  reply=$(REDISCLI_AUTH="${SENTINEL_PASSWORD:-}" timeout 2 redis-cli --no-auth-warning \
+          -h "${s%:*}" -p "${s##*:}" --raw \
+          sentinel get-master-addr-by-name "${REDIS_MASTER_NAME:-mymaster}" 2>/dev/null || true)
+  set -- $reply
+  if [ $# -eq 2 ]; then master="$1:$2"; break; fi
+done
+[ -n "$master" ] || master="$REDIS_INITIAL_MASTER"
+set -- --port "$REDIS_PORT" --dir "$REDIS_DIR" --bind "${REDIS_BIND:-0.0.0.0}" \
+       --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD" \
+       --replica-announce-ip "$REDIS_ANNOUNCE_IP" --replica-announce-port "$REDIS_PORT"
+if [ "$master" != "$REDIS_ANNOUNCE_IP:$REDIS_PORT" ]; then
+  set -- "$@" --replicaof "${master%:*}" "${master##*:}"
+  echo "start.sh: starting as a replica of $master" >&2
+else
+  echo "start.sh: starting as the master" >&2
+fi
+mkdir -p "$REDIS_DIR"
+exec redis-server "$REDIS_CONF" "$@"
