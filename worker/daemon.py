@@ -1,0 +1,259 @@
+"""The worker daemon: read a batch from the stream, commit it to Postgres, then acknowledge it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from redis.exceptions import ResponseError
+from sqlalchemy import Engine
+
+from app.config import Config, ConfigError
+from app.db import make_engine
+from app.redis import make_sentinel, master_client
+from app.stream import DEAD_LETTER, GROUP, STREAM
+from redis import Redis
+from worker.batch import Batch, Rejected, decode_batch, newest_per_voter
+from worker.consumer import REDIS_UNAVAILABLE, ConsumerGroup, is_nogroup
+from worker.metrics import WorkerMetrics
+from worker.outage import Outage
+from worker.sink import Outcome, PostgresSink, PostgresUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Reads block for worker_block_ms; the socket must wait longer than that (redis-py #2807).
+SOCKET_TIMEOUT_MARGIN_S = 5.0
+# redis-py's own retries ride out a short blip; the loop's backoff handles longer outages and
+# keeps a stop request from waiting behind a long retry chain.
+REDIS_RETRIES = 3
+# Sleeps are cut into slices this long so that stop() is noticed quickly.
+NAP_S = 0.1
+
+
+def check_settings(config: Config) -> None:
+    """Reject worker settings that would block forever or never make progress."""
+    for name, value in [
+        ("WORKER_BATCH", config.worker_batch),
+        ("WORKER_BLOCK_MS", config.worker_block_ms),
+        ("WORKER_MAX_DELIVERIES", config.worker_max_deliveries),
+        ("WORKER_CLAIM_IDLE_MS", config.worker_claim_idle_ms),
+    ]:
+        if value < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    if not config.worker_name.strip():
+        raise ConfigError("WORKER_NAME: must not be empty")
+
+
+class VoteWorker:
+    """Drains the vote stream into Postgres until stop() is called.
+
+    Invariant: an entry is acknowledged only after the transaction that applied it (or
+    made it unnecessary) has committed, so a crash at any point leaves it pending.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        redis: Redis,
+        engine: Engine,
+        *,
+        stream: str = STREAM,
+        group: str = GROUP,
+        dead_letter: str = DEAD_LETTER,
+        metrics: WorkerMetrics | None = None,
+        nap: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        check_settings(config)
+        self.config = config
+        self.metrics = metrics or WorkerMetrics()
+        self.group = ConsumerGroup(
+            redis, config.worker_name, stream=stream, group=group, dead_letter=dead_letter
+        )
+        self.sink = PostgresSink(engine, sleep=self._sleep)
+        self._nap = nap
+        self._clock = clock
+        self._stopping = False
+        self._group_ready = False
+        self._batch: Batch | None = None
+        # Our own pending entries come first (a restart after a crash), then new ones.
+        self._pending_cursor: bytes | None = b"0"
+        self._claim_cursor: bytes = b"0-0"
+        self._next_claim = clock()
+        self._next_trim = clock() + config.worker_trim_interval_ms / 1000
+        self.redis_outage = Outage(
+            "redis", on_start=self.metrics.outages.labels("redis").inc, clock=clock
+        )
+        self.postgres_outage = Outage(
+            "postgres", on_start=self.metrics.outages.labels("postgres").inc, clock=clock
+        )
+
+    @classmethod
+    def from_config(cls, config: Config, **kwargs) -> VoteWorker:
+        """A worker with its own Sentinel client and a small read-write engine."""
+        check_settings(config)
+        socket_timeout = config.worker_block_ms / 1000 + SOCKET_TIMEOUT_MARGIN_S
+        redis = master_client(
+            config, make_sentinel(config), socket_timeout=socket_timeout, retries=REDIS_RETRIES
+        )
+        return cls(config, redis, make_engine(config.database_url, pool_size=2), **kwargs)
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current step; safe to call from a signal handler."""
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def run(self) -> int:
+        """Run cycles until stopped; transient failures are waited out, never fatal."""
+        logger.info(
+            "worker %s consuming %s (group %s, batch %d, block %d ms)",
+            self.config.worker_name,
+            self.group.stream,
+            self.group.group,
+            self.config.worker_batch,
+            self.config.worker_block_ms,
+        )
+        while not self._stopping:
+            try:
+                self.run_cycle()
+            except REDIS_UNAVAILABLE as exc:
+                self._sleep(self.redis_outage.failed(exc))
+            except PostgresUnavailable as exc:
+                self._sleep(self.postgres_outage.failed(exc))
+            except ResponseError as exc:
+                if not is_nogroup(exc):
+                    raise
+                self._group_lost(exc)
+        if self._batch:
+            logger.info(
+                "stopping: %d entries left unacknowledged; they will be redelivered",
+                len(self._batch),
+            )
+        logger.info("worker %s stopped", self.config.worker_name)
+        return 0
+
+    def run_cycle(self) -> None:
+        """One step: fetch a batch unless one is still unfinished, apply it, acknowledge it."""
+        if not self._group_ready:
+            self.group.ensure()
+            self._group_ready = True
+        if self._batch is None:
+            self._batch = self._fetch()
+            self.redis_outage.recovered()
+        if self._batch:
+            self._settle(self._batch)
+        self._batch = None
+        if self._clock() >= self._next_trim:
+            self.trim()
+
+    def _fetch(self) -> Batch:
+        """Own pending entries first, then entries idle at dead consumers, then new ones."""
+        count = self.config.worker_batch
+        if self._pending_cursor is not None:
+            entries = self.group.read(self._pending_cursor, count)
+            if entries:
+                self._pending_cursor = entries[-1][0]
+                self.metrics.redelivered.labels("pending").inc(len(entries))
+                return self._decode(entries)
+            self._pending_cursor = None
+        if self._clock() >= self._next_claim:
+            entries = self._claim(count)
+            if entries:
+                return self._decode(entries)
+        return self._decode(self.group.read(">", count, self.config.worker_block_ms))
+
+    def _group_lost(self, exc: ResponseError) -> None:
+        """The group vanished (a failover to a replica without it): recreate it at id 0.
+
+        The unfinished batch is dropped: the new group redelivers every entry still in the
+        stream, and applying an entry again changes nothing.
+        """
+        logger.warning("consumer group missing (%s); creating it again", exc)
+        self._group_ready = False
+        self._batch = None
+
+    def _claim(self, count: int) -> list:
+        cursor, entries, deleted = self.group.claim(
+            self.config.worker_claim_idle_ms, self._claim_cursor, count
+        )
+        self._claim_cursor = cursor
+        if cursor in (b"0-0", "0-0"):
+            self._next_claim = self._clock() + self.config.worker_claim_interval_ms / 1000
+        if entries:
+            logger.info(
+                "claimed %d entries idle for over %d ms",
+                len(entries),
+                self.config.worker_claim_idle_ms,
+            )
+            self.metrics.redelivered.labels("claimed").inc(len(entries))
+        if deleted:
+            logger.warning("%d pending entries no longer exist in the stream", len(deleted))
+        return entries
+
+    def _decode(self, entries: list) -> Batch:
+        return decode_batch(entries, self.config.option_keys)
+
+    def _settle(self, batch: Batch) -> None:
+        """Commit the batch's newest vote per voter, then dead-letter and acknowledge."""
+        started = self._clock()
+        outcome = self.sink.apply(newest_per_voter(batch.votes))
+        self.postgres_outage.recovered()
+        dead = list(batch.malformed)
+        keep: set[bytes] = set()
+        fields = dict(batch.entries) if outcome.rejected else {}
+        for item, reason in outcome.rejected:
+            deliveries = self.group.deliveries(item.entry_id)
+            if deliveries >= self.config.worker_max_deliveries:
+                dead.append(
+                    Rejected(
+                        item.entry_id,
+                        fields[item.entry_id],
+                        f"rejected by postgres {deliveries} times: {reason}",
+                    )
+                )
+            else:
+                keep.add(item.entry_id)
+                logger.warning(
+                    "entry %s rejected by postgres (delivery %d of %d): %s",
+                    item.entry_id.decode(),
+                    deliveries,
+                    self.config.worker_max_deliveries,
+                    reason,
+                )
+        self.group.settle([i for i in batch.ids if i not in keep], dead)
+        for item in dead:
+            logger.warning("dead-lettered entry %s: %s", item.entry_id.decode(), item.reason)
+        self._count(batch, outcome, len(dead), self._clock() - started)
+
+    def _count(self, batch: Batch, outcome: Outcome, dead: int, seconds: float) -> None:
+        malformed = len(batch.malformed)
+        self.metrics.applied.inc(outcome.changed)
+        self.metrics.stale.inc(len(batch.votes) - outcome.changed - len(outcome.rejected))
+        self.metrics.batches.inc()
+        self.metrics.batch_seconds.observe(seconds)
+        if malformed:
+            self.metrics.dead_lettered.labels("malformed").inc(malformed)
+        if dead > malformed:
+            self.metrics.dead_lettered.labels("rejected").inc(dead - malformed)
+
+    def trim(self) -> None:
+        """Trim acknowledged entries and refresh the stream gauges."""
+        stats = self.group.trim()
+        self.metrics.stream_length.set(stats.length)
+        self.metrics.pending.set(stats.pending)
+        if stats.lag is not None:
+            self.metrics.lag.set(stats.lag)
+        self._next_trim = self._clock() + self.config.worker_trim_interval_ms / 1000
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep in short naps, returning early once stop() has been called."""
+        deadline = self._clock() + seconds
+        while not self._stopping:
+            left = deadline - self._clock()
+            if left <= 0:
+                return
+            self._nap(min(left, NAP_S))
