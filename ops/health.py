@@ -147,7 +147,6 @@ def wait_healthy(layout: Layout, checks: list[Check], timeout: float,
         while True:
             try:
                 check.run()
-                progress(f"{check.component} healthy after {time.monotonic() - started:.1f}s")
                 break
             except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
                 last = str(exc) or exc.__class__.__name__
@@ -156,3 +155,4 @@ def wait_healthy(layout: Layout, checks: list[Check], timeout: float,
                 raise Unhealthy(f"{check.component} is not healthy after {timeout:.0f}s: {last} "
                                 f"(logs: {logs})")
             time.sleep(0.25)
+        progress(f"{check.component} healthy after {time.monotonic() - started:.1f}s")

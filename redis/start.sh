@@ -27,4 +27,7 @@ else
   echo "start.sh: starting as the master" >&2
 fi
 mkdir -p "$REDIS_DIR"
-exec redis-server "$REDIS_CONF" "$@"
+# A fresh writable copy on every start: Sentinel sends CONFIG REWRITE, which must neither
+# touch the shared file nor leave a stale "replicaof" for the next start.
+cp "$REDIS_CONF" "$REDIS_DIR/redis.conf"
+exec redis-server "$REDIS_DIR/redis.conf" "$@"
