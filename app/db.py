@@ -1,4 +1,4 @@
-"""SQLAlchemy engines: read-write through HAProxy's leader port, read-only through its replica port."""
+"""SQLAlchemy engines: read-write via HAProxy's leader port, read-only via its replica port."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 
 def make_engines(config: Config) -> tuple[Engine, Engine]:
-    """The (read-write, read-only) pair; read-only falls back to the leader when it is the same URL."""
+    """The (read-write, read-only) pair; one shared engine when both URLs are the same."""
     rw = make_engine(config.database_url)
-    ro = rw if config.database_ro_url == config.database_url else make_engine(config.database_ro_url)
+    ro = (
+        rw if config.database_ro_url == config.database_url else make_engine(config.database_ro_url)
+    )
     return rw, ro

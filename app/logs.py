@@ -12,10 +12,12 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     """Send every logger's records to stdout in the given format ('json' or 'text')."""
     handler = logging.StreamHandler(sys.stdout)
     if log_format == "json":
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "@timestamp", "levelname": "level", "name": "logger"},
-        ))
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "@timestamp", "levelname": "level", "name": "logger"},
+            )
+        )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from app.config import Config
+from redis import Redis
 
 
 def make_sentinel(config: Config) -> Sentinel:
@@ -24,8 +24,13 @@ def make_sentinel(config: Config) -> Sentinel:
     )
 
 
-def master_client(config: Config, sentinel: Sentinel | None = None, *,
-                  socket_timeout: float = 2.0, retries: int = 12) -> Redis:
+def master_client(
+    config: Config,
+    sentinel: Sentinel | None = None,
+    *,
+    socket_timeout: float = 2.0,
+    retries: int = 12,
+) -> Redis:
     """A client for the current master; it re-asks Sentinel after every connection error.
 
     The default retry budget (about 8 s of backoff) is longer than Sentinel's

@@ -36,8 +36,12 @@ class Vote:
 
     def fields(self) -> dict[str, str]:
         """The stream entry's fields (XADD)."""
-        return {"vote_id": self.vote_id, "voter": self.voter, "option": self.option,
-                "ts": str(self.ts_ms)}
+        return {
+            "vote_id": self.vote_id,
+            "voter": self.voter,
+            "option": self.option,
+            "ts": str(self.ts_ms),
+        }
 
 
 def _text(value: bytes | str | None) -> str | None:

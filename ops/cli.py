@@ -45,12 +45,20 @@ def _layout(ctx: click.Context) -> Layout:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-              help="Where the local stack keeps data, logs, configs and passwords "
-                   "[env VOTECTL_STATE_DIR; default: .stack in the checkout].")
-@click.option("--base-port", type=int, default=None,
-              help="Every local port is derived from this one [env VOTECTL_BASE_PORT; "
-                   "default 17000: web 17080, HAProxy stats 17404, Postgres rw/ro 17500/17501].")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the local stack keeps data, logs, configs and passwords "
+    "[env VOTECTL_STATE_DIR; default: .stack in the checkout].",
+)
+@click.option(
+    "--base-port",
+    type=int,
+    default=None,
+    help="Every local port is derived from this one [env VOTECTL_BASE_PORT; "
+    "default 17000: web 17080, HAProxy stats 17404, Postgres rw/ro 17500/17501].",
+)
 @click.pass_context
 def cli(ctx: click.Context, state_dir: str | None, base_port: int | None) -> None:
     """Run and inspect the HA voting stack.
@@ -74,23 +82,35 @@ def _print_urls(layout: Layout) -> None:
     click.echo("\nThe stack is up:")
     for name, url in layout.urls().items():
         click.echo(f"  {name:<11} {url}")
-    click.echo(f"  (stats login: admin / {creds['HAPROXY_STATS_PASSWORD']}; all passwords: "
-               f"{layout.secrets_file})")
+    click.echo(
+        f"  (stats login: admin / {creds['HAPROXY_STATS_PASSWORD']}; all passwords: "
+        f"{layout.secrets_file})"
+    )
     click.echo("Stop it with: votectl down   (add --purge to delete its data)")
 
 
 @cli.command()
 @click.option("--foreground", is_flag=True, help="Stay attached; Ctrl-C stops everything.")
 @click.option("--no-apps", is_flag=True, help="Only the data layer (no apps, no workers).")
-@click.option("--timeout", type=float, default=180, show_default=True,
-              help="Seconds to wait for every component to be healthy.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=180,
+    show_default=True,
+    help="Seconds to wait for every component to be healthy.",
+)
 @click.pass_context
 def up(ctx: click.Context, foreground: bool, no_apps: bool, timeout: float) -> None:
     """Start the local stack and return once every component is healthy."""
     layout = _layout(ctx)
     try:
-        proc = stack_mod.up(layout, apps=not no_apps, timeout=timeout, foreground=foreground,
-                            progress=lambda msg: click.echo(f"  {msg}"))
+        proc = stack_mod.up(
+            layout,
+            apps=not no_apps,
+            timeout=timeout,
+            foreground=foreground,
+            progress=lambda msg: click.echo(f"  {msg}"),
+        )
     except Unhealthy as exc:
         raise CliError(str(exc), ExitStatus.UNHEALTHY) from None
     except (stack_mod.StackError, SupervisorError, FileNotFoundError) as exc:
@@ -135,11 +155,14 @@ def _member_command(action: str):
 
 
 cli.command("stop", help="Stop one member gracefully, e.g. redis-1, sentinel-2, patroni-3.")(
-    _member_command("stop"))
+    _member_command("stop")
+)
 cli.command("start", help="Start one member again (a Redis node rejoins as a replica).")(
-    _member_command("start"))
+    _member_command("start")
+)
 cli.command("kill", help="SIGKILL one member (failure drills); supervisord may restart it.")(
-    _member_command("kill"))
+    _member_command("kill")
+)
 
 
 def _local_target(layout: Layout) -> status_mod.Target:
@@ -158,22 +181,43 @@ def _local_target(layout: Layout) -> status_mod.Target:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--sentinels", envvar="VOTECTL_SENTINELS", default=None,
-              help="host:port,... of a deployment's Sentinels (default: the local stack).")
+@click.option(
+    "--sentinels",
+    envvar="VOTECTL_SENTINELS",
+    default=None,
+    help="host:port,... of a deployment's Sentinels (default: the local stack).",
+)
 @click.option("--master-name", envvar="REDIS_MASTER_NAME", default="mymaster", show_default=True)
 @click.option("--redis-password", envvar="REDIS_PASSWORD", default=None)
 @click.option("--sentinel-password", envvar="SENTINEL_PASSWORD", default=None)
-@click.option("--patroni", "patroni_urls", envvar="VOTECTL_PATRONI_URLS", multiple=True,
-              help="A Patroni REST URL (repeat for each member).")
-@click.option("--haproxy-stats", envvar="VOTECTL_HAPROXY_STATS", default=None,
-              help="HAProxy stats page URL.")
-@click.option("--haproxy-auth", envvar="VOTECTL_HAPROXY_AUTH", default=None,
-              help="user:password for the stats page.")
+@click.option(
+    "--patroni",
+    "patroni_urls",
+    envvar="VOTECTL_PATRONI_URLS",
+    multiple=True,
+    help="A Patroni REST URL (repeat for each member).",
+)
+@click.option(
+    "--haproxy-stats", envvar="VOTECTL_HAPROXY_STATS", default=None, help="HAProxy stats page URL."
+)
+@click.option(
+    "--haproxy-auth",
+    envvar="VOTECTL_HAPROXY_AUTH",
+    default=None,
+    help="user:password for the stats page.",
+)
 @click.pass_context
-def status(ctx: click.Context, as_json: bool, sentinels: str | None, master_name: str,
-           redis_password: str | None, sentinel_password: str | None,
-           patroni_urls: tuple[str, ...], haproxy_stats: str | None,
-           haproxy_auth: str | None) -> None:
+def status(
+    ctx: click.Context,
+    as_json: bool,
+    sentinels: str | None,
+    master_name: str,
+    redis_password: str | None,
+    sentinel_password: str | None,
+    patroni_urls: tuple[str, ...],
+    haproxy_stats: str | None,
+    haproxy_auth: str | None,
+) -> None:
     """Show the Redis master and replicas, Sentinel quorum, Patroni roles and HAProxy's view."""
     if sentinels:
         from app.config import ConfigError, parse_hostports
@@ -184,16 +228,23 @@ def status(ctx: click.Context, as_json: bool, sentinels: str | None, master_name
             raise CliError(str(exc), ExitStatus.USAGE) from None
         user, _, password = (haproxy_auth or "").partition(":")
         target = status_mod.Target(
-            sentinels=pairs, master_name=master_name, redis_password=redis_password,
-            sentinel_password=sentinel_password, patroni_urls=list(patroni_urls),
+            sentinels=pairs,
+            master_name=master_name,
+            redis_password=redis_password,
+            sentinel_password=sentinel_password,
+            patroni_urls=list(patroni_urls),
             haproxy_stats_url=haproxy_stats,
-            haproxy_stats_auth=(user, password) if haproxy_auth else None)
+            haproxy_stats_auth=(user, password) if haproxy_auth else None,
+        )
     else:
         target = _local_target(_layout(ctx))
     result = status_mod.collect(target)
     click.echo(json.dumps(result, indent=2) if as_json else status_mod.render_text(result))
-    healthy = result["redis"]["master"] and result["sentinel"]["quorum_ok"] \
+    healthy = (
+        result["redis"]["master"]
+        and result["sentinel"]["quorum_ok"]
         and result["postgres"]["leader"]
+    )
     if not healthy:
         ctx.exit(ExitStatus.UNHEALTHY)
 
@@ -229,8 +280,12 @@ def db_init(ctx: click.Context) -> None:
             password = os.environ.get("APP_DB_PASSWORD")
             if not password:
                 raise CliError("APP_DB_PASSWORD is not set", ExitStatus.USAGE)
-            ensure_role_and_database(superuser_url, os.environ.get("APP_DB_ROLE", "vote"),
-                                     password, os.environ.get("APP_DB_NAME", "votes"))
+            ensure_role_and_database(
+                superuser_url,
+                os.environ.get("APP_DB_ROLE", "vote"),
+                password,
+                os.environ.get("APP_DB_NAME", "votes"),
+            )
             if os.environ.get("DATABASE_URL"):
                 upgrade(os.environ["DATABASE_URL"])
         else:
@@ -253,7 +308,8 @@ def db_upgrade(ctx: click.Context) -> None:
     if not url:
         layout = _layout(ctx)
         url = render.app_env(layout, credentials.load_or_create(layout.secrets_file))[
-            "DATABASE_URL"]
+            "DATABASE_URL"
+        ]
     try:
         upgrade(url)
     except SQLAlchemyError as exc:

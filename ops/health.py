@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2
-import redis
 import requests
 
+import redis
 from ops.layout import HOST, PATRONI_MEMBERS, REDIS_NODES, SENTINELS, WORKERS, Layout
 from ops.supervisor import Supervisor
 
@@ -34,14 +34,25 @@ def _etcd(layout: Layout) -> None:
 
 
 def sentinel_client(layout: Layout, creds: dict[str, str], sentinel: str) -> redis.Redis:
-    return redis.Redis(HOST, layout.sentinel_port(sentinel), password=creds["SENTINEL_PASSWORD"],
-                       socket_timeout=1, socket_connect_timeout=1, decode_responses=True)
+    return redis.Redis(
+        HOST,
+        layout.sentinel_port(sentinel),
+        password=creds["SENTINEL_PASSWORD"],
+        socket_timeout=1,
+        socket_connect_timeout=1,
+        decode_responses=True,
+    )
 
 
 def _redis(layout: Layout, creds: dict[str, str]) -> None:
     for node in REDIS_NODES:
-        client = redis.Redis(HOST, layout.redis_port(node), password=creds["REDIS_PASSWORD"],
-                             socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis(
+            HOST,
+            layout.redis_port(node),
+            password=creds["REDIS_PASSWORD"],
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        )
         info = client.info("replication")
         if info["role"] == "slave" and info.get("master_link_status") != "up":
             raise Unhealthy(f"{node} is a replica whose link to its master is down")
@@ -55,8 +66,11 @@ def _sentinels(layout: Layout, creds: dict[str, str]) -> None:
         master = client.sentinel_master(layout.master_name)
         if master.get("flags") != "master" and not master.get("is_master"):
             raise Unhealthy(f"{sentinel} sees the master as {master.get('flags')}")
-        replicas = [r for r in client.sentinel_slaves(layout.master_name)
-                    if not r.get("is_sdown") and not r.get("is_odown")]
+        replicas = [
+            r
+            for r in client.sentinel_slaves(layout.master_name)
+            if not r.get("is_sdown") and not r.get("is_odown")
+        ]
         if len(replicas) < len(REDIS_NODES) - 1:
             raise Unhealthy(f"{sentinel} sees {len(replicas)} healthy replicas, want 2")
         if int(master.get("num-other-sentinels", 0)) < len(SENTINELS) - 1:
@@ -69,7 +83,9 @@ def patroni_cluster(layout: Layout) -> dict:
     errors = []
     for member in PATRONI_MEMBERS:
         try:
-            reply = requests.get(f"http://{layout.addr(layout.api_port(member))}/cluster", timeout=2)
+            reply = requests.get(
+                f"http://{layout.addr(layout.api_port(member))}/cluster", timeout=2
+            )
             return reply.json()
         except (requests.RequestException, ValueError) as exc:
             errors.append(f"{member}: {exc.__class__.__name__}")
@@ -80,8 +96,11 @@ def _patroni(layout: Layout) -> None:
     members = patroni_cluster(layout).get("members", [])
     roles = sorted((m.get("role"), m.get("state")) for m in members)
     leaders = [m for m in members if m.get("role") == "leader" and m.get("state") == "running"]
-    streaming = [m for m in members if m.get("role") in {"replica", "sync_standby"}
-                 and m.get("state") == "streaming"]
+    streaming = [
+        m
+        for m in members
+        if m.get("role") in {"replica", "sync_standby"} and m.get("state") == "streaming"
+    ]
     sync = [m for m in streaming if m.get("role") == "sync_standby"]
     if len(leaders) != 1 or len(streaming) != len(PATRONI_MEMBERS) - 1 or not sync:
         raise Unhealthy(f"patroni members (role, state): {roles}")
@@ -89,9 +108,14 @@ def _patroni(layout: Layout) -> None:
 
 def _haproxy_pg(layout: Layout, creds: dict[str, str]) -> None:
     for port_kind, want_recovery in (("pg-rw", False), ("pg-ro", True)):
-        conn = psycopg2.connect(host=HOST, port=layout.port(port_kind), user="postgres",
-                                password=creds["PG_SUPERUSER_PASSWORD"], dbname="postgres",
-                                connect_timeout=2)
+        conn = psycopg2.connect(
+            host=HOST,
+            port=layout.port(port_kind),
+            user="postgres",
+            password=creds["PG_SUPERUSER_PASSWORD"],
+            dbname="postgres",
+            connect_timeout=2,
+        )
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_is_in_recovery()")
@@ -99,8 +123,9 @@ def _haproxy_pg(layout: Layout, creds: dict[str, str]) -> None:
         finally:
             conn.close()
         if in_recovery != want_recovery:
-            raise Unhealthy(f"haproxy {port_kind} reaches a server with "
-                            f"pg_is_in_recovery={in_recovery}")
+            raise Unhealthy(
+                f"haproxy {port_kind} reaches a server with pg_is_in_recovery={in_recovery}"
+            )
 
 
 def _apps(layout: Layout) -> None:
@@ -137,8 +162,12 @@ def app_checks(layout: Layout, supervisor: Supervisor) -> list[Check]:
     ]
 
 
-def wait_healthy(layout: Layout, checks: list[Check], timeout: float,
-                 progress: Callable[[str], None] = lambda _: None) -> None:
+def wait_healthy(
+    layout: Layout,
+    checks: list[Check],
+    timeout: float,
+    progress: Callable[[str], None] = lambda _: None,
+) -> None:
     """Run each check until it passes; on timeout name the component and its logs."""
     deadline = time.monotonic() + timeout
     started = time.monotonic()
@@ -148,11 +177,12 @@ def wait_healthy(layout: Layout, checks: list[Check], timeout: float,
             try:
                 check.run()
                 break
-            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            except Exception as exc:
                 last = str(exc) or exc.__class__.__name__
             if time.monotonic() > deadline:
                 logs = ", ".join(str(layout.log(p)) for p in check.programs)
-                raise Unhealthy(f"{check.component} is not healthy after {timeout:.0f}s: {last} "
-                                f"(logs: {logs})")
+                raise Unhealthy(
+                    f"{check.component} is not healthy after {timeout:.0f}s: {last} (logs: {logs})"
+                )
             time.sleep(0.25)
         progress(f"{check.component} healthy after {time.monotonic() - started:.1f}s")

@@ -76,8 +76,10 @@ class Layout:
     def __post_init__(self) -> None:
         highest = MAX_PORT - max(_OFFSETS.values()) - 9
         if not 1024 <= self.base_port <= highest:
-            raise LayoutError(f"base port {self.base_port} is out of range: choose one between "
-                              f"1024 and {highest} (stack ports must stay below 32768)")
+            raise LayoutError(
+                f"base port {self.base_port} is out of range: choose one between "
+                f"1024 and {highest} (stack ports must stay below 32768)"
+            )
 
     # ports ---------------------------------------------------------------------------------
     def port(self, kind: str, name: str | None = None) -> int:
@@ -109,13 +111,18 @@ class Layout:
     @property
     def app_instances(self) -> list[tuple[str, str, int]]:
         """(program name, app name, port) of every gunicorn instance."""
-        return [(f"{app}-{i}", app, self.app_port(app, i))
-                for app in APP_NAMES for i in range(1, APP_INSTANCES + 1)]
+        return [
+            (f"{app}-{i}", app, self.app_port(app, i))
+            for app in APP_NAMES
+            for i in range(1, APP_INSTANCES + 1)
+        ]
 
     def all_ports(self) -> dict[int, str]:
         """Every port the stack listens on, with the component that owns it."""
-        ports = {self.port(k): k for k in ("web", "stats", "pg-rw", "pg-ro", "etcd-client",
-                                            "etcd-peer", "prometheus")}
+        ports = {
+            self.port(k): k
+            for k in ("web", "stats", "pg-rw", "pg-ro", "etcd-client", "etcd-peer", "prometheus")
+        }
         for node in REDIS_NODES:
             ports[self.redis_port(node)] = node
             ports[self.port("redis-exporter", node)] = f"redis-exporter-{_index(node)}"

@@ -79,12 +79,16 @@ def _quote(part: str) -> str:
 
 def pg_bindir() -> Path:
     """PostgreSQL's server binaries (Debian layout, 15 preferred)."""
-    for candidate in [Path("/usr/lib/postgresql/15/bin"),
-                      *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]:
+    for candidate in [
+        Path("/usr/lib/postgresql/15/bin"),
+        *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True),
+    ]:
         if (candidate / "postgres").exists():
             return candidate
-    raise FileNotFoundError("PostgreSQL server binaries not found under /usr/lib/postgresql "
-                            "(install postgresql-15: ./dev bootstrap)")
+    raise FileNotFoundError(
+        "PostgreSQL server binaries not found under /usr/lib/postgresql "
+        "(install postgresql-15: ./dev bootstrap)"
+    )
 
 
 def runs_as_root() -> bool:
@@ -108,8 +112,10 @@ def app_env(layout: Layout, creds: dict[str, str]) -> dict[str, str]:
 
 def superuser_url(layout: Layout, creds: dict[str, str], database: str = "postgres") -> str:
     """The Postgres superuser through HAProxy's read-write port (provisioning only)."""
-    return (f"postgresql+psycopg2://postgres:{creds['PG_SUPERUSER_PASSWORD']}@{HOST}:"
-            f"{layout.port('pg-rw')}/{database}")
+    return (
+        f"postgresql+psycopg2://postgres:{creds['PG_SUPERUSER_PASSWORD']}@{HOST}:"
+        f"{layout.port('pg-rw')}/{database}"
+    )
 
 
 def sentinel_file(layout: Layout, sentinel: str) -> Path:
@@ -131,13 +137,31 @@ def current_redis_master(layout: Layout) -> str:
 def etcd_program(layout: Layout) -> Program:
     client = f"http://{layout.addr(layout.port('etcd-client'))}"
     peer = f"http://{layout.addr(layout.port('etcd-peer'))}"
-    return Program("etcd-1", [
-        "etcd", "--name", "etcd-1", "--data-dir", str(layout.path("etcd")),
-        "--listen-client-urls", client, "--advertise-client-urls", client,
-        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-        "--initial-cluster", f"etcd-1={peer}", "--initial-cluster-state", "new",
-        "--auto-compaction-retention", "1",
-    ], priority=10)
+    return Program(
+        "etcd-1",
+        [
+            "etcd",
+            "--name",
+            "etcd-1",
+            "--data-dir",
+            str(layout.path("etcd")),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"etcd-1={peer}",
+            "--initial-cluster-state",
+            "new",
+            "--auto-compaction-retention",
+            "1",
+        ],
+        priority=10,
+    )
 
 
 def redis_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
@@ -145,22 +169,28 @@ def redis_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     programs = []
     for node in REDIS_NODES:
         port = layout.redis_port(node)
-        programs.append(Program(node, ["sh", str(REPO / "redis" / "start.sh")], priority=20,
-            # Never restarted behind Sentinel's back: `votectl start` brings a node back as
-            # a replica of the current master (local-stack-notes G11/G13).
-            autorestart=False,
-            env={
-                "REDIS_CONF": str(REPO / "redis" / "redis.conf"),
-                "REDIS_PORT": str(port),
-                "REDIS_DIR": str(layout.path("redis", node)),
-                "REDIS_BIND": HOST,
-                "REDIS_ANNOUNCE_IP": HOST,
-                "REDIS_PASSWORD": creds["REDIS_PASSWORD"],
-                "REDIS_SENTINELS": ",".join(layout.sentinel_addrs),
-                "SENTINEL_PASSWORD": creds["SENTINEL_PASSWORD"],
-                "REDIS_MASTER_NAME": layout.master_name,
-                "REDIS_INITIAL_MASTER": initial_master,
-            }))
+        programs.append(
+            Program(
+                node,
+                ["sh", str(REPO / "redis" / "start.sh")],
+                priority=20,
+                # Never restarted behind Sentinel's back: `votectl start` brings a node back as
+                # a replica of the current master (local-stack-notes G11/G13).
+                autorestart=False,
+                env={
+                    "REDIS_CONF": str(REPO / "redis" / "redis.conf"),
+                    "REDIS_PORT": str(port),
+                    "REDIS_DIR": str(layout.path("redis", node)),
+                    "REDIS_BIND": HOST,
+                    "REDIS_ANNOUNCE_IP": HOST,
+                    "REDIS_PASSWORD": creds["REDIS_PASSWORD"],
+                    "REDIS_SENTINELS": ",".join(layout.sentinel_addrs),
+                    "SENTINEL_PASSWORD": creds["SENTINEL_PASSWORD"],
+                    "REDIS_MASTER_NAME": layout.master_name,
+                    "REDIS_INITIAL_MASTER": initial_master,
+                },
+            )
+        )
     return programs
 
 
@@ -169,22 +199,33 @@ def sentinel_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     programs = []
     for sentinel in SENTINELS:
         out = sentinel_file(layout, sentinel)
-        programs.append(Program(sentinel, [
-            "sh", str(REPO / "sentinel" / "render.sh"), str(REPO / "sentinel" / "sentinel.conf"),
-            str(out), "exec"], priority=30, env={
-                "SENTINEL_PORT": str(layout.sentinel_port(sentinel)),
-                "SENTINEL_BIND": HOST,
-                "SENTINEL_DIR": str(out.parent),
-                "SENTINEL_ANNOUNCE_IP": HOST,
-                "SENTINEL_PASSWORD": creds["SENTINEL_PASSWORD"],
-                "REDIS_MASTER_NAME": layout.master_name,
-                "REDIS_MASTER_HOST": master_host,
-                "REDIS_MASTER_PORT": master_port,
-                "SENTINEL_QUORUM": "2",
-                "REDIS_PASSWORD": creds["REDIS_PASSWORD"],
-                "SENTINEL_DOWN_AFTER_MS": str(SENTINEL_DOWN_AFTER_MS),
-                "SENTINEL_FAILOVER_TIMEOUT_MS": str(SENTINEL_FAILOVER_TIMEOUT_MS),
-            }))
+        programs.append(
+            Program(
+                sentinel,
+                [
+                    "sh",
+                    str(REPO / "sentinel" / "render.sh"),
+                    str(REPO / "sentinel" / "sentinel.conf"),
+                    str(out),
+                    "exec",
+                ],
+                priority=30,
+                env={
+                    "SENTINEL_PORT": str(layout.sentinel_port(sentinel)),
+                    "SENTINEL_BIND": HOST,
+                    "SENTINEL_DIR": str(out.parent),
+                    "SENTINEL_ANNOUNCE_IP": HOST,
+                    "SENTINEL_PASSWORD": creds["SENTINEL_PASSWORD"],
+                    "REDIS_MASTER_NAME": layout.master_name,
+                    "REDIS_MASTER_HOST": master_host,
+                    "REDIS_MASTER_PORT": master_port,
+                    "SENTINEL_QUORUM": "2",
+                    "REDIS_PASSWORD": creds["REDIS_PASSWORD"],
+                    "SENTINEL_DOWN_AFTER_MS": str(SENTINEL_DOWN_AFTER_MS),
+                    "SENTINEL_FAILOVER_TIMEOUT_MS": str(SENTINEL_FAILOVER_TIMEOUT_MS),
+                },
+            )
+        )
     return programs
 
 
@@ -216,10 +257,17 @@ def patroni_env(layout: Layout, creds: dict[str, str], member: str) -> dict[str,
 def patroni_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     user = PG_USER if runs_as_root() else None
     env_user = {"USER": PG_USER, "LOGNAME": PG_USER} if user else {}
-    return [Program(member, [venv_bin("patroni"), str(REPO / "patroni" / "patroni.yml")],
-                    priority=40, user=user, stopwaitsecs=40,
-                    env={**patroni_env(layout, creds, member), **env_user})
-            for member in PATRONI_MEMBERS]
+    return [
+        Program(
+            member,
+            [venv_bin("patroni"), str(REPO / "patroni" / "patroni.yml")],
+            priority=40,
+            user=user,
+            stopwaitsecs=40,
+            env={**patroni_env(layout, creds, member), **env_user},
+        )
+        for member in PATRONI_MEMBERS
+    ]
 
 
 def haproxy_env(layout: Layout, creds: dict[str, str]) -> dict[str, str]:
@@ -241,29 +289,48 @@ def haproxy_env(layout: Layout, creds: dict[str, str]) -> dict[str, str]:
 
 
 def haproxy_program(layout: Layout, creds: dict[str, str]) -> Program:
-    return Program("haproxy", ["haproxy", "-db", "-f", str(REPO / "haproxy" / "haproxy.cfg")],
-                   priority=50, env=haproxy_env(layout, creds))
+    return Program(
+        "haproxy",
+        ["haproxy", "-db", "-f", str(REPO / "haproxy" / "haproxy.cfg")],
+        priority=50,
+        env=haproxy_env(layout, creds),
+    )
 
 
 def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     """Two gunicorn instances per app and the workers; started after the schema exists."""
     base = app_env(layout, creds)
-    programs = [Program(program, [venv_bin("gunicorn"), "-c", "python:app.gunicorn_conf",
-                                  f"app.wsgi:{app}"],
-                        priority=70, autostart=False, stopwaitsecs=15, env={
-                            **base,
-                            "GUNICORN_BIND": layout.addr(port),
-                            "GUNICORN_WORKERS": "2",
-                            "PROMETHEUS_MULTIPROC_DIR": str(layout.path("run", "prom", program)),
-                        })
-                for program, app, port in layout.app_instances]
-    programs += [Program(worker, [venv_bin("python"), "-m", "worker"], priority=80,
-                         autostart=False, stopwaitsecs=15, env={
-                             **base,
-                             "WORKER_NAME": worker,
-                             "WORKER_METRICS_PORT": str(layout.port("worker-metrics", worker)),
-                         })
-                 for worker in WORKERS]
+    programs = [
+        Program(
+            program,
+            [venv_bin("gunicorn"), "-c", "python:app.gunicorn_conf", f"app.wsgi:{app}"],
+            priority=70,
+            autostart=False,
+            stopwaitsecs=15,
+            env={
+                **base,
+                "GUNICORN_BIND": layout.addr(port),
+                "GUNICORN_WORKERS": "2",
+                "PROMETHEUS_MULTIPROC_DIR": str(layout.path("run", "prom", program)),
+            },
+        )
+        for program, app, port in layout.app_instances
+    ]
+    programs += [
+        Program(
+            worker,
+            [venv_bin("python"), "-m", "worker"],
+            priority=80,
+            autostart=False,
+            stopwaitsecs=15,
+            env={
+                **base,
+                "WORKER_NAME": worker,
+                "WORKER_METRICS_PORT": str(layout.port("worker-metrics", worker)),
+            },
+        )
+        for worker in WORKERS
+    ]
     return programs
 
 
@@ -287,9 +354,9 @@ file={layout.supervisor_socket}
 chmod=0700
 
 [supervisord]
-logfile={layout.log('supervisord')}
-pidfile={layout.path('run', 'supervisord.pid')}
-childlogdir={layout.path('logs')}
+logfile={layout.log("supervisord")}
+pidfile={layout.path("run", "supervisord.pid")}
+childlogdir={layout.path("logs")}
 minfds=4096
 
 [rpcinterface:supervisor]

@@ -50,8 +50,10 @@ def check_ports_free(layout: Layout) -> None:
     """Fail naming the first stack port another program already holds."""
     for port, owner in sorted(layout.all_ports().items()):
         if _port_in_use(port):
-            raise StackError(f"port {port} (for {owner}) is already in use; stop what holds it "
-                             f"or choose another base port (--base-port / VOTECTL_BASE_PORT)")
+            raise StackError(
+                f"port {port} (for {owner}) is already in use; stop what holds it "
+                f"or choose another base port (--base-port / VOTECTL_BASE_PORT)"
+            )
 
 
 def _pg_owner() -> tuple[int, int] | None:
@@ -60,8 +62,10 @@ def _pg_owner() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam(render.PG_USER)
     except KeyError:
-        raise StackError("running as root needs a 'postgres' user to run PostgreSQL "
-                         "(install postgresql-15: ./dev bootstrap)") from None
+        raise StackError(
+            "running as root needs a 'postgres' user to run PostgreSQL "
+            "(install postgresql-15: ./dev bootstrap)"
+        ) from None
     return entry.pw_uid, entry.pw_gid
 
 
@@ -93,17 +97,23 @@ def prepare_dirs(layout: Layout) -> None:
 
 def _check_postgres_can_run(layout: Layout) -> None:
     """The postgres user runs Patroni from our venv: make sure it can reach everything."""
-    probe = [venv_bin("python"), "-c",
-             "import sys, patroni; open(sys.argv[1]).close(); import os; "
-             "assert os.access(sys.argv[2], os.W_OK)",
-             str(REPO / "patroni" / "patroni.yml"), str(layout.path("pg"))]
-    result = subprocess.run(["runuser", "-u", render.PG_USER, "--", *probe],
-                            capture_output=True, text=True)
+    probe = [
+        venv_bin("python"),
+        "-c",
+        "import sys, patroni; open(sys.argv[1]).close(); import os; "
+        "assert os.access(sys.argv[2], os.W_OK)",
+        str(REPO / "patroni" / "patroni.yml"),
+        str(layout.path("pg")),
+    ]
+    result = subprocess.run(
+        ["runuser", "-u", render.PG_USER, "--", *probe], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise StackError(
             f"the postgres user cannot run Patroni from {Path(venv_bin('python')).parent} or "
             f"write {layout.path('pg')} (a parent directory such as /root is private): clone "
-            "the project and set VOTECTL_STATE_DIR somewhere world-traversable, e.g. /opt or /srv")
+            "the project and set VOTECTL_STATE_DIR somewhere world-traversable, e.g. /opt or /srv"
+        )
 
 
 def write_config(layout: Layout, creds: dict[str, str]) -> list[render.Program]:
@@ -116,8 +126,12 @@ def write_config(layout: Layout, creds: dict[str, str]) -> list[render.Program]:
 
 def provision_database(layout: Layout, creds: dict[str, str]) -> None:
     """The app role and database (superuser), then the schema migrations (app role)."""
-    ensure_role_and_database(render.superuser_url(layout, creds), render.APP_ROLE,
-                             creds["APP_DB_PASSWORD"], render.APP_DB)
+    ensure_role_and_database(
+        render.superuser_url(layout, creds),
+        render.APP_ROLE,
+        creds["APP_DB_PASSWORD"],
+        render.APP_DB,
+    )
     upgrade(render.app_env(layout, creds)["DATABASE_URL"])
 
 
@@ -125,8 +139,14 @@ def app_program_names(layout: Layout) -> list[str]:
     return [p for p, _, _ in layout.app_instances] + list(WORKERS)
 
 
-def up(layout: Layout, *, apps: bool = True, timeout: float = 180, foreground: bool = False,
-       progress: Callable[[str], None] = print) -> subprocess.Popen | None:
+def up(
+    layout: Layout,
+    *,
+    apps: bool = True,
+    timeout: float = 180,
+    foreground: bool = False,
+    progress: Callable[[str], None] = print,
+) -> subprocess.Popen | None:
     """Bring the stack up (or complete a partly running one) and wait until it is healthy."""
     creds = credentials.load_or_create(layout.secrets_file)
     supervisor = Supervisor(layout)
@@ -154,12 +174,17 @@ def up(layout: Layout, *, apps: bool = True, timeout: float = 180, foreground: b
 
 def _stop_order(layout: Layout) -> list[list[str]]:
     """Groups of programs stopped together, dependants before what they depend on."""
-    return [app_program_names(layout), ["haproxy"], list(PATRONI_MEMBERS), list(SENTINELS),
-            list(REDIS_NODES), ["etcd-1"]]
+    return [
+        app_program_names(layout),
+        ["haproxy"],
+        list(PATRONI_MEMBERS),
+        list(SENTINELS),
+        list(REDIS_NODES),
+        ["etcd-1"],
+    ]
 
 
-def down(layout: Layout, *, purge: bool = False,
-         progress: Callable[[str], None] = print) -> None:
+def down(layout: Layout, *, purge: bool = False, progress: Callable[[str], None] = print) -> None:
     """Stop everything the stack started (supervisord, its programs, orphaned postmasters)."""
     supervisor = Supervisor(layout)
     if supervisor.is_running():
@@ -180,8 +205,11 @@ def down(layout: Layout, *, purge: bool = False,
         _wait_gone(pid, 20)
         progress("stopped supervisord and its programs")
     _sweep_postmasters(layout, progress)
-    busy = [f"{port} ({owner})" for port, owner in layout.all_ports().items()
-            if _port_in_use(port) and _listening(port)]
+    busy = [
+        f"{port} ({owner})"
+        for port, owner in layout.all_ports().items()
+        if _port_in_use(port) and _listening(port)
+    ]
     if busy:
         progress("warning: still listening: " + ", ".join(busy))
     if purge and layout.state_dir.exists():
@@ -206,7 +234,7 @@ def _kill_tree(pid: int) -> None:
         return
     try:
         proc = psutil.Process(pid)
-        for child in proc.children(recursive=True) + [proc]:
+        for child in [*proc.children(recursive=True), proc]:
             child.kill()
     except psutil.NoSuchProcess:
         return

@@ -73,8 +73,9 @@ class Supervisor:
             self.rpc.startProcess(name, wait)
         except xmlrpc.client.Fault as exc:
             if "ALREADY_STARTED" not in exc.faultString:
-                raise SupervisorError(f"cannot start {name}: {exc.faultString}; "
-                                      f"see {self.layout.log(name)}") from exc
+                raise SupervisorError(
+                    f"cannot start {name}: {exc.faultString}; see {self.layout.log(name)}"
+                ) from exc
 
     def stop(self, name: str, wait: bool = True) -> None:
         try:
@@ -92,8 +93,10 @@ class Supervisor:
             if all(self.state(n) in STOPPED_STATES for n in names):
                 return
             time.sleep(0.1)
-        raise SupervisorError("timed out stopping: " + ", ".join(
-            n for n in names if self.state(n) not in STOPPED_STATES))
+        raise SupervisorError(
+            "timed out stopping: "
+            + ", ".join(n for n in names if self.state(n) not in STOPPED_STATES)
+        )
 
     def signal(self, name: str, sig: str) -> None:
         try:

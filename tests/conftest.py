@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from app.migrate import upgrade
+from ops import credentials, render
 from ops.db import ensure_role_and_database
+from ops.layout import Layout
 from tests.servers import PostgresServer, RedisCluster, postgres_server, redis_cluster
 
 APP_ROLE = "vote"
@@ -63,3 +71,82 @@ def clean_data(redis_servers: RedisCluster, database_url: str) -> Iterator[None]
         conn.execute(text("TRUNCATE votes, tallies, accounts RESTART IDENTITY"))
     engine.dispose()
     yield
+
+
+# --- the whole local stack (HA tier) -------------------------------------------------------
+
+STACK_BASE_PORT = 21000
+
+
+class StackHandle:
+    """The session's local stack: its layout, passwords, and the real votectl CLI."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.creds = credentials.load_or_create(layout.secrets_file)
+        self.env = render.app_env(layout, self.creds)
+        self.urls = {k: v.rstrip("/") for k, v in layout.urls().items()}
+
+    def votectl(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        cmd = [
+            VOTECTL,
+            "--state-dir",
+            str(self.layout.state_dir),
+            "--base-port",
+            str(self.layout.base_port),
+            *args,
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def status(self) -> dict:
+        return json.loads(self.votectl("status", "--json", check=False).stdout)
+
+    def superuser_dsn(self, port_kind: str = "pg-rw") -> str:
+        return (
+            f"host=127.0.0.1 port={self.layout.port(port_kind)} user=postgres dbname=postgres "
+            f"password={self.creds['PG_SUPERUSER_PASSWORD']} connect_timeout=2"
+        )
+
+
+VOTECTL = str(Path(sys.executable).parent / "votectl")
+
+
+def make_state_dir(prefix: str) -> Path:
+    """A state dir the postgres user can reach (pytest's tmp_path lives under a 0700 dir)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackHandle]:
+    """The whole local stack with the apps, started once for the session through votectl."""
+    layout = Layout(make_state_dir("vote-stack-"), STACK_BASE_PORT)
+    handle = StackHandle(layout)
+    try:
+        handle.votectl(
+            "up", *(["--no-apps"] if os.environ.get("VOTE_TEST_NO_APPS") else []), timeout=400
+        )
+        handle = StackHandle(layout)  # passwords exist now
+        yield handle
+    finally:
+        subprocess.run(
+            [
+                VOTECTL,
+                "--state-dir",
+                str(layout.state_dir),
+                "--base-port",
+                str(layout.base_port),
+                "down",
+                "--purge",
+            ],
+            capture_output=True,
+            timeout=180,
+        )

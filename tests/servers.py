@@ -22,7 +22,10 @@ PG_USER = "postgres"
 
 def pg_bindir() -> Path:
     """Where Debian keeps PostgreSQL's server binaries (15 preferred)."""
-    for candidate in [Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"))]:
+    for candidate in [
+        Path("/usr/lib/postgresql/15/bin"),
+        *sorted(Path("/usr/lib/postgresql").glob("*/bin")),
+    ]:
         if (candidate / "postgres").exists():
             return candidate
     raise RuntimeError("PostgreSQL server binaries not found: run ./dev bootstrap")
@@ -49,7 +52,7 @@ def wait_for(check, what: str, timeout: float = 20.0) -> None:
         try:
             if check():
                 return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as exc:
             last = exc
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not become ready in {timeout}s (last error: {last})")
@@ -76,30 +79,61 @@ def redis_cluster() -> Iterator[RedisCluster]:
     password = secrets.token_hex(12)
     cluster = RedisCluster(free_port(), free_port(), free_port(), password)
     procs: list[subprocess.Popen] = []
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-              "--requirepass", password, "--masterauth", password]
+    common = [
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        password,
+        "--masterauth",
+        password,
+    ]
     try:
-        for port, extra in [(cluster.master_port, []),
-                            (cluster.replica_port, ["--replicaof", "127.0.0.1", str(cluster.master_port)])]:
+        for port, extra in [
+            (cluster.master_port, []),
+            (cluster.replica_port, ["--replicaof", "127.0.0.1", str(cluster.master_port)]),
+        ]:
             node_dir = workdir / str(port)
             node_dir.mkdir()
-            procs.append(subprocess.Popen(
-                ["redis-server", "--port", str(port), "--dir", str(node_dir), *common, *extra],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--dir", str(node_dir), *common, *extra],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         sentinel_conf = workdir / "sentinel.conf"
         sentinel_conf.write_text(
             f"port {cluster.sentinel_port}\nbind 127.0.0.1\ndir {workdir}\n"
             f"sentinel monitor mymaster 127.0.0.1 {cluster.master_port} 1\n"
             f"sentinel auth-pass mymaster {password}\n"
-            f"requirepass {password}\n")
-        procs.append(subprocess.Popen(["redis-server", str(sentinel_conf), "--sentinel"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+            f"requirepass {password}\n"
+        )
+        procs.append(
+            subprocess.Popen(
+                ["redis-server", str(sentinel_conf), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+        )
         wait_for(lambda: cluster.client().ping(), "redis master")
-        wait_for(lambda: cluster.client().info("replication")["connected_slaves"] >= 1
-                 and cluster.client(cluster.replica_port).info("replication")["master_link_status"] == "up",
-                 "redis replica")
-        wait_for(lambda: redis.Redis(port=cluster.sentinel_port, password=password)
-                 .sentinel_get_master_addr_by_name("mymaster"), "sentinel")
+        wait_for(
+            lambda: (
+                cluster.client().info("replication")["connected_slaves"] >= 1
+                and cluster.client(cluster.replica_port).info("replication")["master_link_status"]
+                == "up"
+            ),
+            "redis replica",
+        )
+        wait_for(
+            lambda: redis.Redis(
+                port=cluster.sentinel_port, password=password
+            ).sentinel_get_master_addr_by_name("mymaster"),
+            "sentinel",
+        )
         yield cluster
     finally:
         for proc in procs:
@@ -123,9 +157,13 @@ class PostgresServer:
     password: str
     user: str = "postgres"
 
-    def url(self, database: str = "postgres", user: str | None = None, password: str | None = None) -> str:
-        return (f"postgresql+psycopg2://{user or self.user}:{password or self.password}"
-                f"@127.0.0.1:{self.port}/{database}")
+    def url(
+        self, database: str = "postgres", user: str | None = None, password: str | None = None
+    ) -> str:
+        return (
+            f"postgresql+psycopg2://{user or self.user}:{password or self.password}"
+            f"@127.0.0.1:{self.port}/{database}"
+        )
 
 
 @contextlib.contextmanager
@@ -143,17 +181,51 @@ def postgres_server() -> Iterator[PostgresServer]:
             os.chown(path, entry.pw_uid, entry.pw_gid)
     workdir.chmod(0o700)
     try:
-        subprocess.run(_as_pg_user([str(bindir / "initdb"), "-D", str(datadir), "-U", server.user,
-                                    "--pwfile", str(pwfile), "--auth", "scram-sha-256",
-                                    "--no-sync", "-E", "UTF8"]),
-                       check=True, capture_output=True)
-        subprocess.run(_as_pg_user([
-            str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(workdir / "log"), "-w", "start",
-            "-o", f"-p {server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={workdir}"
-                  " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"]),
-            check=True, capture_output=True)
+        subprocess.run(
+            _as_pg_user(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(datadir),
+                    "-U",
+                    server.user,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth",
+                    "scram-sha-256",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            _as_pg_user(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(datadir),
+                    "-l",
+                    str(workdir / "log"),
+                    "-w",
+                    "start",
+                    "-o",
+                    f"-p {server.port} -c listen_addresses=127.0.0.1"
+                    f" -c unix_socket_directories={workdir}"
+                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         yield server
     finally:
-        subprocess.run(_as_pg_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate",
-                                    "-w", "stop"]), capture_output=True)
+        subprocess.run(
+            _as_pg_user(
+                [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"]
+            ),
+            capture_output=True,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
