@@ -1,0 +1,80 @@
+"""A voter's current choice: the newer of this session's last vote and the worker's Postgres row."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import session
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from app.auth import CHOICES
+from app.models import votes
+from app.resources import get_resources
+from app.stream import Vote
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A voter's vote; `counted` once the worker has applied it to Postgres."""
+
+    option: str
+    vote_id: str
+    ts_ms: int
+    counted: bool = False
+
+
+def remember_vote(vote: Vote) -> None:
+    """Keep an accepted vote in the session, to show it before the worker applies it."""
+    choices = dict(session.get(CHOICES) or {})
+    choices[vote.voter] = {"option": vote.option, "vote_id": vote.vote_id, "ts": vote.ts_ms}
+    session[CHOICES] = choices
+
+
+def remembered_choice(voter: str) -> Choice | None:
+    """The last vote this session sent for `voter`, if any."""
+    raw = (session.get(CHOICES) or {}).get(voter)
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Choice(str(raw["option"]), str(raw["vote_id"]), int(raw["ts"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def recorded_choice(engine: Engine, voter: str) -> Choice | None:
+    """The voter's row in Postgres (one primary-key lookup), if the worker has written it."""
+    query = select(votes.c.option, votes.c.vote_id, votes.c.voted_at).where(
+        votes.c.voter_id == voter
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    return Choice(row.option, row.vote_id, int(row.voted_at.timestamp() * 1000), counted=True)
+
+
+def current_choice(voter: str, *, look_up: bool) -> Choice | None:
+    """The newer of the session's vote and (when `look_up`) the Postgres row via a replica.
+
+    Anonymous voters exist only in this session, so there is nothing to look up for them;
+    an account may have voted from another browser. If Postgres is unreachable the page
+    still works from the session alone.
+    """
+    remembered = remembered_choice(voter)
+    if not look_up:
+        return remembered
+    try:
+        recorded = recorded_choice(get_resources().ro, voter)
+    except (OperationalError, PoolTimeoutError) as exc:
+        logger.warning("could not read the vote of %s from Postgres: %r", voter, exc)
+        return remembered
+    if recorded is None:
+        return remembered
+    if remembered is None or recorded.vote_id == remembered.vote_id:
+        return recorded
+    return recorded if recorded.ts_ms > remembered.ts_ms else remembered

@@ -1,0 +1,1 @@
+"""The login app: accounts (register, login, logout) and the account page."""

@@ -1,0 +1,108 @@
+"""Login views: /register, /login, /logout (POST) and /account."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request
+from flask_limiter.util import get_remote_address
+
+from app.auth import current_user, log_in, log_out
+from app.choices import current_choice
+from app.login.accounts import UsernameTaken, authenticate, create_account, username_taken
+from app.login.forms import LoginForm, RegisterForm
+from app.ratelimit import LOGIN_LIMITED, account_key, limiter, login_limit
+from app.resources import get_config, get_resources
+
+bp = Blueprint("login", __name__)
+
+WRONG_CREDENTIALS = "Wrong username or password."
+TAKEN = "That username is taken, please choose another one."
+
+
+def _safe_next(target: str | None, default: str) -> str:
+    """Only follow a `next` that stays on this site (a path, not //host or a full URL)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    """Create an account and log it in."""
+    if current_user() is not None:
+        return redirect("/account", 303)
+    form = RegisterForm()
+    status = 200
+    if form.validate_on_submit():
+        engine = get_resources().rw
+        try:
+            if username_taken(engine, form.username.data):
+                raise UsernameTaken(form.username.data)
+            user = create_account(engine, form.username.data, form.password.data)
+        except UsernameTaken:
+            form.username.errors.append(TAKEN)
+            status = 409
+        else:
+            log_in(user)
+            flash(f"Welcome, {user.username}! Your account is ready.", "success")
+            return redirect("/account", 303)
+    elif form.is_submitted():
+        status = 400
+    return render_template("login/register.html", form=form), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    login_limit,
+    key_func=get_remote_address,
+    methods=["POST"],
+    scope="login-ip",
+    error_message=LOGIN_LIMITED,
+)
+@limiter.limit(
+    login_limit,
+    key_func=account_key,
+    methods=["POST"],
+    scope="login-account",
+    error_message=LOGIN_LIMITED,
+)
+def login():
+    """Log in; POSTs are rate-limited per client address and per account name."""
+    next_url = _safe_next(request.args.get("next"), "/account")
+    form = LoginForm()
+    error, status = None, 200
+    if form.validate_on_submit():
+        user = authenticate(get_resources().rw, form.username.data, form.password.data)
+        if user is not None:
+            log_in(user)
+            flash(f"Welcome back, {user.username}!", "success")
+            return redirect(next_url, 303)
+        error, status = WRONG_CREDENTIALS, 401
+    elif form.is_submitted():
+        status = 400
+    return render_template("login/login.html", form=form, error=error, next_url=next_url), status
+
+
+@bp.post("/logout")
+def logout():
+    """Log out (POST with a CSRF token, so another site cannot log people out)."""
+    log_out()
+    flash("You are logged out.", "info")
+    return redirect("/", 303)
+
+
+@bp.get("/account")
+def account():
+    """The account's name and its current vote (Postgres, or this session's newer vote)."""
+    user = current_user()
+    if user is None:
+        return redirect("/login?next=/account", 303)
+    config = get_config()
+    choice = current_choice(user.voter, look_up=True)
+    labels = {o.key: o.label for o in config.options}
+    return render_template(
+        "login/account.html",
+        user=user,
+        choice=choice,
+        choice_label=labels.get(choice.option) if choice else None,
+        question=config.question,
+    )

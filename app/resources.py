@@ -1,0 +1,55 @@
+"""The per-process clients of a web app: one Sentinel, one Redis master client, two engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from redis.client import Redis
+from redis.sentinel import Sentinel
+from sqlalchemy import Engine
+
+from app.config import Config
+from app.db import make_engines
+from app.redis import make_sentinel, master_client
+
+EXTENSION = "ha_vote"
+
+
+@dataclass
+class Resources:
+    """Everything a request may reach, created once in create_app and shared by all threads."""
+
+    config: Config
+    sentinel: Sentinel
+    redis: Redis
+    rw: Engine
+    ro: Engine
+
+    def close(self) -> None:
+        """Close every connection (for tests and orderly shutdowns; requests reconnect)."""
+        self.redis.connection_pool.disconnect()
+        for node in self.sentinel.sentinels:
+            node.connection_pool.disconnect()
+        self.rw.dispose()
+        if self.ro is not self.rw:
+            self.ro.dispose()
+
+
+def init_app(app: Flask, config: Config) -> Resources:
+    """Create the clients (no I/O happens until a request needs them) and attach them to app."""
+    sentinel = make_sentinel(config)
+    rw, ro = make_engines(config)
+    resources = Resources(config, sentinel, master_client(config, sentinel), rw, ro)
+    app.extensions[EXTENSION] = resources
+    return resources
+
+
+def get_resources() -> Resources:
+    """The current app's clients."""
+    return current_app.extensions[EXTENSION]
+
+
+def get_config() -> Config:
+    """The current app's settings."""
+    return get_resources().config

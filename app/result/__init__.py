@@ -1,0 +1,1 @@
+"""The result app: the live results page and its JSON feed."""
