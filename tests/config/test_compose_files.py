@@ -1,0 +1,87 @@
+"""docker-compose.yml and docker-stack.yml: accepted by docker-compose, built as the design asks."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.config.conftest import COMPOSE_FILES, REPO, load_compose, require_tool
+
+STATEFUL = [f"{kind}{i}" for kind in ("etcd", "patroni", "redis", "sentinel") for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_docker_compose_accepts_the_file(name: str) -> None:
+    compose = require_tool("docker-compose", "docker-compose")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    result = subprocess.run(
+        [compose, "-f", name, "config", "-q"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _services(name: str) -> dict[str, dict[str, Any]]:
+    return load_compose(name)["services"]
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_every_stateful_member_has_a_healthcheck_and_a_volume(name: str) -> None:
+    services = _services(name)
+    for service in STATEFUL:
+        assert "test" in services[service].get("healthcheck", {}), service
+        assert any(str(v).startswith(f"{service}-data:") for v in services[service]["volumes"])
+
+
+def test_compose_waits_for_health_only_where_a_healthcheck_exists() -> None:
+    services = _services("docker-compose.yml")
+    for name, service in services.items():
+        for dep, cond in (service.get("depends_on") or {}).items():
+            if cond.get("condition") == "service_healthy":
+                assert "healthcheck" in services[dep], f"{name} waits for {dep}'s health"
+
+
+def test_compose_apps_start_after_the_migration() -> None:
+    services = _services("docker-compose.yml")
+    for name in ("vote1", "vote2", "result1", "result2", "login1", "login2", "worker1", "worker2"):
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_compose_passwords_have_only_dev_only_defaults() -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    defaults = re.findall(r"\$\{([A-Z_]*(?:PASSWORD|SECRET_KEY)[A-Z_]*):-([^}]*)\}", text)
+    assert defaults
+    for name, default in defaults:
+        assert default.startswith("dev-only-"), f"{name} has a default that looks real: {default}"
+
+
+def test_env_example_documents_every_compose_variable() -> None:
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", (REPO / "docker-compose.yml").read_text()))
+    documented = set(
+        re.findall(r"^([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.MULTILINE)
+    )
+    assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
+
+
+def test_stack_is_deployable_without_building_or_plain_passwords() -> None:
+    stack = load_compose("docker-stack.yml")
+    for name, service in stack["services"].items():
+        assert "build" not in service, name
+        for key in service.get("environment") or {}:
+            if re.search(r"PASSWORD|SECRET", key):
+                assert key.endswith("_FILE"), f"{name}: {key} must come from a secret"
+    for service in STATEFUL:
+        deploy = stack["services"][service]["deploy"]
+        assert deploy["replicas"] == 1
+        assert deploy["endpoint_mode"] == "dnsrr"
+        member = service[-1]
+        assert deploy["placement"]["constraints"] == [f"node.labels.ha-vote-node == {member}"]
