@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2
+import redis
 import requests
 
-import redis
 from ops.layout import HOST, PATRONI_MEMBERS, REDIS_NODES, SENTINELS, WORKERS, Layout
 from ops.supervisor import Supervisor
 

@@ -40,6 +40,7 @@ _OFFSETS = {
     "worker-metrics": 630,
     "prometheus": 909,
     "redis-exporter": 920,
+    "sentinel-exporter": 921,
     "postgres-exporter": 930,
 }
 
@@ -121,11 +122,20 @@ class Layout:
         """Every port the stack listens on, with the component that owns it."""
         ports = {
             self.port(k): k
-            for k in ("web", "stats", "pg-rw", "pg-ro", "etcd-client", "etcd-peer", "prometheus")
+            for k in (
+                "web",
+                "stats",
+                "pg-rw",
+                "pg-ro",
+                "etcd-client",
+                "etcd-peer",
+                "prometheus",
+                "redis-exporter",
+                "sentinel-exporter",
+            )
         }
         for node in REDIS_NODES:
             ports[self.redis_port(node)] = node
-            ports[self.port("redis-exporter", node)] = f"redis-exporter-{_index(node)}"
         for sentinel in SENTINELS:
             ports[self.sentinel_port(sentinel)] = sentinel
         for member in PATRONI_MEMBERS:

@@ -334,6 +334,98 @@ def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     return programs
 
 
+def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
+    """Prometheus and the exporters (Debian's binaries; see docs/OPERATIONS-monitoring.md)."""
+    prom_dir = layout.path("prometheus")
+    progs = [
+        Program(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={prom_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={prom_dir / 'data'}",
+                "--storage.tsdb.retention.time=2d",
+                f"--web.listen-address={layout.addr(layout.port('prometheus'))}",
+            ],
+            priority=60,
+        ),
+        # Multi-target exporters: Prometheus names each Redis node / Sentinel in ?target=.
+        Program(
+            "redis-exporter",
+            [
+                "prometheus-redis-exporter",
+                "-web.listen-address",
+                layout.addr(layout.port("redis-exporter")),
+                "-check-single-streams",
+                "votes",
+            ],
+            priority=60,
+            env={"REDIS_ADDR": "", "REDIS_PASSWORD": creds["REDIS_PASSWORD"]},
+        ),
+        Program(
+            "sentinel-exporter",
+            [
+                "prometheus-redis-exporter",
+                "-web.listen-address",
+                layout.addr(layout.port("sentinel-exporter")),
+            ],
+            priority=60,
+            env={"REDIS_ADDR": "", "REDIS_PASSWORD": creds["SENTINEL_PASSWORD"]},
+        ),
+    ]
+    for i, member in enumerate(PATRONI_MEMBERS, start=1):
+        progs.append(
+            Program(
+                f"postgres-exporter-{i}",
+                [
+                    "prometheus-postgres-exporter",
+                    f"--web.listen-address={layout.addr(layout.port('postgres-exporter', member))}",
+                ],
+                priority=60,
+                env={
+                    "DATA_SOURCE_URI": layout.addr(layout.pg_port(member))
+                    + "/postgres?sslmode=disable",
+                    "DATA_SOURCE_USER": "postgres",
+                    "DATA_SOURCE_PASS": creds["PG_SUPERUSER_PASSWORD"],
+                },
+            )
+        )
+    return progs
+
+
+def prometheus_targets(layout: Layout) -> dict[str, list[dict]]:
+    """targets/<job>.json for the shared monitoring/prometheus.yml, with loopback addresses."""
+
+    def plain(ports: list[int]) -> list[dict]:
+        return [{"targets": [layout.addr(p) for p in ports]}]
+
+    apps = {
+        app: [port for _, a, port in layout.app_instances if a == app]
+        for app in ("vote", "result", "login")
+    }
+    return {
+        "prometheus": plain([layout.port("prometheus")]),
+        **{app: plain(ports) for app, ports in apps.items()},
+        "worker": plain([layout.port("worker-metrics", w) for w in WORKERS]),
+        "patroni": plain([layout.api_port(m) for m in PATRONI_MEMBERS]),
+        "haproxy": plain([layout.port("stats")]),
+        "etcd": plain([layout.port("etcd-client")]),
+        "postgres": plain([layout.port("postgres-exporter", m) for m in PATRONI_MEMBERS]),
+        "redis": [
+            {
+                "targets": [layout.addr(layout.redis_port(n)) for n in REDIS_NODES],
+                "labels": {"__exporter_address__": layout.addr(layout.port("redis-exporter"))},
+            }
+        ],
+        "sentinel": [
+            {
+                "targets": layout.sentinel_addrs,
+                "labels": {"__exporter_address__": layout.addr(layout.port("sentinel-exporter"))},
+            }
+        ],
+    }
+
+
 def programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     """Every program of the stack, in start order."""
     return [
@@ -342,6 +434,7 @@ def programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
         *sentinel_programs(layout, creds),
         *patroni_programs(layout, creds),
         haproxy_program(layout, creds),
+        *monitoring_programs(layout, creds),
         *app_programs(layout, creds),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pwd
@@ -85,6 +86,7 @@ def prepare_dirs(layout: Layout) -> None:
     shutil.rmtree(prom, ignore_errors=True)  # stale multiprocess metric files mislead
     for program, _, _ in layout.app_instances:
         (prom / program).mkdir(parents=True)
+    _prepare_prometheus(layout)
     pg = layout.path("pg")
     pg.mkdir(exist_ok=True)
     pg.chmod(0o700)
@@ -93,6 +95,17 @@ def prepare_dirs(layout: Layout) -> None:
         for path in [pg, *pg.iterdir()]:
             os.chown(path, *owner)
         _check_postgres_can_run(layout)
+
+
+def _prepare_prometheus(layout: Layout) -> None:
+    """The shared prometheus.yml and rules, next to target files with this stack's ports."""
+    prom = layout.path("prometheus")
+    shutil.copy(REPO / "monitoring" / "prometheus.yml", prom / "prometheus.yml")
+    shutil.rmtree(prom / "rules", ignore_errors=True)
+    shutil.copytree(REPO / "monitoring" / "rules", prom / "rules")
+    (prom / "targets").mkdir(exist_ok=True)
+    for job, groups in render.prometheus_targets(layout).items():
+        (prom / "targets" / f"{job}.json").write_text(json.dumps(groups, indent=1) + "\n")
 
 
 def _check_postgres_can_run(layout: Layout) -> None:

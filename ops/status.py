@@ -6,9 +6,8 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-import requests
-
 import redis
+import requests
 
 STATUS_TIMEOUT = 2.0
 
