@@ -31,13 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from redis import Redis
 from sqlalchemy import Engine, text
 
 from app.config import Config, ConfigError, parse_hostports
 from app.db import make_engine
 from app.redis import make_sentinel, master_client
 from app.stream import GROUP, Vote, split_id
-from redis import Redis
 from worker.daemon import VoteWorker
 
 BENCH_STREAM = "votes:bench"

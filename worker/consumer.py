@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from redis import Redis
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
@@ -16,7 +17,6 @@ from redis.exceptions import (
 )
 
 from app.stream import DEAD_LETTER, GROUP, STREAM
-from redis import Redis
 from worker.batch import Entry, Rejected
 
 # Errors that mean "Redis cannot serve us right now", not "we sent something wrong".

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from redis import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import Engine
 
@@ -13,8 +14,7 @@ from app.config import Config, ConfigError
 from app.db import make_engine
 from app.redis import make_sentinel, master_client
 from app.stream import DEAD_LETTER, GROUP, STREAM
-from redis import Redis
-from worker.batch import Batch, Rejected, decode_batch, newest_per_voter
+from worker.batch import Batch, Entry, Rejected, decode_batch, newest_per_voter
 from worker.consumer import REDIS_UNAVAILABLE, ConsumerGroup, is_nogroup
 from worker.metrics import WorkerMetrics
 from worker.outage import Outage
@@ -103,10 +103,6 @@ class VoteWorker:
         """Ask the loop to stop after the current step; safe to call from a signal handler."""
         self._stopping = True
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     def run(self) -> int:
         """Run cycles until stopped; transient failures are waited out, never fatal."""
         logger.info(
@@ -176,7 +172,7 @@ class VoteWorker:
         self._group_ready = False
         self._batch = None
 
-    def _claim(self, count: int) -> list:
+    def _claim(self, count: int) -> list[Entry]:
         cursor, entries, deleted = self.group.claim(
             self.config.worker_claim_idle_ms, self._claim_cursor, count
         )
@@ -194,7 +190,7 @@ class VoteWorker:
             logger.warning("%d pending entries no longer exist in the stream", len(deleted))
         return entries
 
-    def _decode(self, entries: list) -> Batch:
+    def _decode(self, entries: list[Entry]) -> Batch:
         return decode_batch(entries, self.config.option_keys)
 
     def _settle(self, batch: Batch) -> None:

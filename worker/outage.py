@@ -11,10 +11,10 @@ logger = logging.getLogger(__name__)
 
 
 class Backoff:
-    """Exponential delays base, 2*base, ... capped, each drawn from [delay/2, delay]."""
+    """Exponential delays base, 2*base, ... up to cap, each drawn from [delay/2, delay]."""
 
     def __init__(
-        self, base: float = 0.1, cap: float = 5.0, rng: Callable[[], float] = random.random
+        self, base: float = 0.1, cap: float = 2.0, rng: Callable[[], float] = random.random
     ) -> None:
         self._base = base
         self._cap = cap

@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, text
 
-import redis
 from app.config import Config
 from app.stream import GROUP, STREAM, Vote, split_id
 from worker.daemon import VoteWorker

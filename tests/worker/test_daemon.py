@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import random
 
+import redis
 from sqlalchemy import create_engine
 
-import redis
 from app.db import make_engine
 from app.stream import DEAD_LETTER, GROUP, STREAM, Vote
 from tests.worker.conftest import (
