@@ -16,8 +16,6 @@ from app.config import Config
 from app.stream import GROUP, STREAM, Vote, split_id
 from worker.daemon import VoteWorker
 
-OPTIONS = ("cats", "dogs")
-
 
 def wait_until(check: Callable[[], object], what: str, timeout: float = 15.0) -> object:
     """Poll until `check()` is truthy; fail naming `what` otherwise."""
