@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ops import backup as backup_mod
 from ops import credentials, render
 from ops import stack as stack_mod
 from ops import status as status_mod
@@ -17,6 +18,7 @@ from ops.health import Unhealthy
 from ops.layout import (
     HOST,
     PATRONI_MEMBERS,
+    SENTINELS,
     Layout,
     LayoutError,
     default_base_port,
@@ -315,6 +317,99 @@ def db_upgrade(ctx: click.Context) -> None:
     except SQLAlchemyError as exc:
         raise CliError(f"database error: {str(exc).splitlines()[0]}") from None
     click.echo("schema up to date")
+
+
+def _backup_source(layout: Layout) -> tuple[backup_mod.BackupSource, Path]:
+    """From BACKUP_DATABASE_URL + REDIS_SENTINELS (a deployment), else the local stack."""
+    from redis.exceptions import RedisError
+    from redis.sentinel import Sentinel
+
+    from app.config import ConfigError, parse_hostports
+
+    url = os.environ.get("BACKUP_DATABASE_URL")
+    if url:
+        try:
+            sentinels = list(
+                parse_hostports(os.environ.get("REDIS_SENTINELS", ""), "REDIS_SENTINELS")
+            )
+        except ConfigError as exc:
+            raise CliError(str(exc), ExitStatus.USAGE) from None
+        redis_password = os.environ.get("REDIS_PASSWORD")
+        sentinel_password = os.environ.get("SENTINEL_PASSWORD")
+        master_name = os.environ.get("REDIS_MASTER_NAME", "mymaster")
+        dest = Path(os.environ.get("BACKUP_DIR", "backups"))
+    else:
+        creds = credentials.load_or_create(layout.secrets_file)
+        url = render.superuser_url(layout, creds, database=render.APP_DB)
+        sentinels = [(HOST, layout.sentinel_port(s)) for s in SENTINELS]
+        redis_password, sentinel_password = creds["REDIS_PASSWORD"], creds["SENTINEL_PASSWORD"]
+        master_name = layout.master_name
+        dest = layout.path("backups")
+    sentinel = Sentinel(
+        sentinels, sentinel_kwargs={"password": sentinel_password, "socket_timeout": 1}
+    )
+    try:
+        host, port = sentinel.discover_master(master_name)
+    except RedisError as exc:  # MasterNotFoundError is one too
+        raise CliError(f"cannot find the Redis master through Sentinel: {exc}") from None
+    try:
+        bindir = render.pg_bindir()
+    except FileNotFoundError:
+        bindir = None
+    return backup_mod.BackupSource(url, host, int(port), redis_password, bindir), dest
+
+
+@cli.command("backup")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Backup root [env BACKUP_DIR; local stack: STATE/backups].",
+)
+@click.option("--every", type=float, default=0, help="Keep running: one backup every N seconds.")
+@click.option(
+    "--keep",
+    type=int,
+    default=24,
+    show_default=True,
+    help="With --every: how many backups to keep.",
+)
+@click.pass_context
+def backup_command(ctx: click.Context, dest: str | None, every: float, keep: int) -> None:
+    """Dump the votes database (pg_dump) and snapshot the Redis master (RDB)."""
+    source, default_dest = _backup_source(_layout(ctx))
+    root = Path(dest) if dest else default_dest
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)  # dumps hold password hashes and sessions
+    if every > 0:
+        from app.logs import configure_logging
+
+        configure_logging()
+        backup_mod.Scheduler(
+            lambda: backup_mod.take(_backup_source(_layout(ctx))[0], root), every, keep, root
+        ).run()
+        return
+    try:
+        path = backup_mod.take(source, root)
+    except backup_mod.BackupError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"backup written to {path}")
+
+
+@cli.command("restore")
+@click.argument("backup_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def restore_command(ctx: click.Context, backup_dir: str, yes: bool) -> None:
+    """Replace the votes database with a backup's contents (Redis is left as it is)."""
+    source, _ = _backup_source(_layout(ctx))
+    if not yes:
+        click.confirm(f"Replace the votes database with {backup_dir}?", abort=True)
+    try:
+        backup_mod.restore_database(source, Path(backup_dir))
+    except backup_mod.BackupError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"database restored from {backup_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:

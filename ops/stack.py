@@ -149,7 +149,7 @@ def provision_database(layout: Layout, creds: dict[str, str]) -> None:
 
 
 def app_program_names(layout: Layout) -> list[str]:
-    return [p for p, _, _ in layout.app_instances] + list(WORKERS)
+    return [p for p, _, _ in layout.app_instances] + list(WORKERS) + ["backup"]
 
 
 def up(

@@ -75,7 +75,8 @@ def clean_data(redis_servers: RedisCluster, database_url: str) -> Iterator[None]
 
 # --- the whole local stack (HA tier) -------------------------------------------------------
 
-STACK_BASE_PORT = 21000
+# Override when several suites share a machine (each stack needs ports base..base+1000).
+STACK_BASE_PORT = int(os.environ.get("VOTE_TEST_BASE_PORT", "21000"))
 
 
 class StackHandle:

@@ -1,0 +1,190 @@
+"""Backups: a logical dump of the votes database and an RDB snapshot of the Redis master.
+
+`votectl backup` takes one; `votectl backup --every 3600 --keep 24` keeps taking them (the
+local stack's `backup` program and the compose `backup` service run exactly that);
+`votectl restore DIR` puts the database back from one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+logger = logging.getLogger(__name__)
+
+
+class BackupError(Exception):
+    """A backup or restore step failed; the message names the step."""
+
+
+@dataclass(frozen=True)
+class BackupSource:
+    """Where to take a backup from: Postgres (superuser URL, any form) and the Redis master."""
+
+    database_url: str
+    redis_host: str
+    redis_port: int
+    redis_password: str | None
+    pg_bindir: Path | None = None
+
+
+def _pg_tool(source: BackupSource, name: str) -> str:
+    if source.pg_bindir and (source.pg_bindir / name).exists():
+        return str(source.pg_bindir / name)
+    found = shutil.which(name)
+    if not found:
+        raise BackupError(f"{name} not found (install the PostgreSQL client)")
+    return found
+
+
+def _libpq(url: str) -> tuple[list[str], dict[str, str]]:
+    """Connection flags and environment for pg_dump/pg_restore from a SQLAlchemy URL."""
+    parsed = make_url(url)
+    args = [
+        "-h",
+        parsed.host or "127.0.0.1",
+        "-p",
+        str(parsed.port or 5432),
+        "-U",
+        parsed.username or "postgres",
+        "-d",
+        parsed.database or "postgres",
+    ]
+    env = {**os.environ, "PGPASSWORD": parsed.password or "", "PGCONNECT_TIMEOUT": "5"}
+    return args, env
+
+
+def _run(step: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        message = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BackupError(f"{step} failed: {message}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def take(source: BackupSource, dest_root: Path) -> Path:
+    """Take one backup into dest_root/<UTC timestamp>/ and return that directory."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    work = dest_root / f".{stamp}.partial"
+    work.mkdir(parents=True, exist_ok=False)
+    args, env = _libpq(source.database_url)
+    _run(
+        "pg_dump", [_pg_tool(source, "pg_dump"), *args, "-Fc", "-f", str(work / "votes.dump")], env
+    )
+    redis_env = {**os.environ, "REDISCLI_AUTH": source.redis_password or ""}
+    _run(
+        "redis-cli --rdb",
+        [
+            "redis-cli",
+            "--no-auth-warning",
+            "-h",
+            source.redis_host,
+            "-p",
+            str(source.redis_port),
+            "--rdb",
+            str(work / "redis.rdb"),
+        ],
+        redis_env,
+    )
+    _run("redis-check-rdb", ["redis-check-rdb", str(work / "redis.rdb")])
+    manifest = {
+        "taken_at": stamp,
+        "redis_master": f"{source.redis_host}:{source.redis_port}",
+        "files": {
+            p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            for p in sorted(work.iterdir())
+        },
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    final = dest_root / stamp
+    work.rename(final)  # a backup directory without ".partial" is always complete
+    return final
+
+
+def verify(backup_dir: Path) -> dict:
+    """Check every file against the manifest; return the manifest."""
+    manifest_path = backup_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise BackupError(f"{backup_dir} is not a backup (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    for name, meta in manifest["files"].items():
+        path = backup_dir / name
+        if not path.exists() or _sha256(path) != meta["sha256"]:
+            raise BackupError(f"{path} is missing or does not match its checksum")
+    return manifest
+
+
+def restore_database(source: BackupSource, backup_dir: Path) -> None:
+    """Replace the database's contents with the backup's (pg_restore --clean)."""
+    verify(backup_dir)
+    args, env = _libpq(source.database_url)
+    _run(
+        "pg_restore",
+        [
+            _pg_tool(source, "pg_restore"),
+            *args,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            str(backup_dir / "votes.dump"),
+        ],
+        env,
+    )
+
+
+def prune(dest_root: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` complete backups; return what was deleted."""
+    backups = sorted(p for p in dest_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    doomed = backups[:-keep] if keep > 0 else []
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
+
+
+class Scheduler:
+    """Takes a backup every `every` seconds until SIGTERM/SIGINT; failures are logged, retried."""
+
+    def __init__(self, take_one, every: float, keep: int, dest_root: Path, sleep=time.sleep):
+        self.take_one, self.every, self.keep, self.dest_root = take_one, every, keep, dest_root
+        self.sleep = sleep
+        self.stopping = False
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run_cycle(self) -> None:
+        try:
+            path = self.take_one()
+            logger.info("backup written to %s", path)
+            for old in prune(self.dest_root, self.keep):
+                logger.info("pruned old backup %s", old)
+        except BackupError as exc:
+            logger.error("backup failed: %s (next try in %.0f s)", exc, self.every)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        while not self.stopping:
+            self.run_cycle()
+            deadline = time.monotonic() + self.every
+            while not self.stopping and time.monotonic() < deadline:
+                self.sleep(min(1.0, deadline - time.monotonic()))

@@ -1,0 +1,65 @@
+"""Backups: a backup taken from the live stack restores the database; a damaged one is refused."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg2
+import pytest
+import requests
+
+pytestmark = [pytest.mark.stack]
+
+
+def app_query(stack, sql: str, *params):
+    dsn = stack.superuser_dsn("pg-rw").replace("dbname=postgres", "dbname=votes")
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def cast_vote(stack, option: str = "dogs") -> None:
+    web = requests.Session()
+    token = web.get(f"{stack.urls['web']}/api/csrf", timeout=5).json()["csrf_token"]
+    reply = web.post(
+        f"{stack.urls['web']}/api/votes",
+        json={"option": option},
+        headers={"X-CSRFToken": token},
+        timeout=10,
+    )
+    assert reply.status_code == 202, reply.text
+
+
+def test_backup_then_restore_brings_the_data_back(stack, tmp_path):
+    cast_vote(stack)  # the stream key exists in Redis, so the RDB must hold it
+    marker = f"backup-probe-{time.time_ns()}"
+    app_query(stack, "INSERT INTO accounts (username, password_hash) VALUES (%s, 'x')", marker)
+    taken = stack.votectl("backup", "--dest", str(tmp_path))
+    backup_dir = taken.stdout.strip().rsplit(" ", 1)[-1]
+    assert (tmp_path / backup_dir.rsplit("/", 1)[-1] / "manifest.json").exists()
+    assert b"votes" in (tmp_path / backup_dir.rsplit("/", 1)[-1] / "redis.rdb").read_bytes()
+
+    app_query(stack, "DELETE FROM accounts WHERE username = %s", marker)
+    app_query(stack, "INSERT INTO accounts (username, password_hash) VALUES ('after-backup', 'x')")
+    stack.votectl("restore", backup_dir, "--yes")
+    names = {row[0] for row in app_query(stack, "SELECT username FROM accounts")}
+    assert marker in names and "after-backup" not in names
+
+
+def test_a_damaged_backup_is_refused_and_the_database_untouched(stack, tmp_path):
+    backup_dir = stack.votectl("backup", "--dest", str(tmp_path)).stdout.strip().rsplit(" ", 1)[-1]
+    marker = f"kept-{time.time_ns()}"
+    app_query(stack, "INSERT INTO accounts (username, password_hash) VALUES (%s, 'x')", marker)
+    dump = f"{backup_dir}/votes.dump"
+    with open(dump, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\0garbage\0")
+    result = stack.votectl("restore", backup_dir, "--yes", check=False)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "checksum" in result.stderr
+    assert app_query(stack, "SELECT 1 FROM accounts WHERE username = %s", marker) == [(1,)]
