@@ -19,7 +19,7 @@ COPY ops ./ops
 RUN pip install --no-deps .
 
 # --- runtime: the virtualenv only, run by an unprivileged user -----------------------------
-FROM python:3.11-slim
+FROM python:3.11-slim AS runtime
 RUN groupadd --system --gid 10001 vote \
     && useradd --system --uid 10001 --gid vote --home-dir /home/vote --create-home \
         --shell /usr/sbin/nologin vote \
@@ -38,3 +38,12 @@ EXPOSE 8000
 # compose/stack service declares the check that fits it.
 # Exec form: gunicorn is PID 1 and receives SIGTERM for a graceful stop.
 CMD ["gunicorn", "-c", "python:app.gunicorn_conf", "app.wsgi:vote"]
+
+# --- backup: the runtime plus the PostgreSQL 15 and Redis clients `votectl backup` calls -----
+FROM runtime AS backup
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-15 redis-tools \
+    && rm -rf /var/lib/apt/lists/*
+USER vote
+CMD ["votectl", "backup", "--every", "3600", "--keep", "24"]
