@@ -130,8 +130,11 @@ class Config:
         return frozenset(o.key for o in self.options)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Build the config from the environment; raise ConfigError naming what is wrong."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, web: bool = True) -> Config:
+        """Build the config from the environment; raise ConfigError naming what is wrong.
+
+        `web=False` (the worker) does not require SECRET_KEY, which only signs web sessions.
+        """
         env = os.environ if env is None else env
 
         def required(name: str) -> str:
@@ -143,7 +146,7 @@ class Config:
         database_url = required("DATABASE_URL")
         log_format = _log_format(env)
         return cls(
-            secret_key=required("SECRET_KEY"),
+            secret_key=required("SECRET_KEY") if web else env.get("SECRET_KEY", ""),
             sentinels=parse_hostports(required("REDIS_SENTINELS"), "REDIS_SENTINELS"),
             redis_master_name=env.get("REDIS_MASTER_NAME", "mymaster"),
             redis_password=env.get("REDIS_PASSWORD") or None,

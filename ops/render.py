@@ -324,7 +324,8 @@ def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
             autostart=False,
             stopwaitsecs=15,
             env={
-                **base,
+                # The worker signs no sessions: it does not get the web secret.
+                **{k: v for k, v in base.items() if k != "SECRET_KEY"},
                 "WORKER_NAME": worker,
                 "WORKER_METRICS_PORT": str(layout.port("worker-metrics", worker)),
             },

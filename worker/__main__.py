@@ -23,7 +23,7 @@ class ExitStatus(IntEnum):
 def main() -> int:
     """Build the worker from the environment, serve its metrics and run it until told to stop."""
     try:
-        config = Config.from_env()
+        config = Config.from_env(web=False)
         worker = VoteWorker.from_config(config)
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
