@@ -93,7 +93,10 @@ def vote_form():
 
 @bp.post("/api/votes")
 def api_vote():
-    """JSON API: {"option": "<key>"} -> 202 {"vote_id": ..., "option": ...}."""
+    """JSON API: {"option": "<key>"} -> 202 {"vote_id": ..., "option": ..., "voter": ...}.
+
+    The voter id lets a client (and `votectl drill`) find its row in Postgres later.
+    """
     if _login_missing():
         abort(401, LOGIN_TO_VOTE)
     if not request.is_json:
@@ -104,4 +107,4 @@ def api_vote():
         count_vote("rejected", "malformed")
         abort(400, 'The body must be a JSON object such as {"option": "cats"}.')
     vote = _cast(_option(data["option"]))
-    return jsonify(vote_id=vote.vote_id, option=vote.option), 202
+    return jsonify(vote_id=vote.vote_id, option=vote.option, voter=vote.voter), 202

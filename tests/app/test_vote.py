@@ -55,7 +55,8 @@ def test_api_vote_answers_202_with_the_vote_id(client, master):
     assert response.status_code == 202
     body = response.get_json()
     [entry] = entries(master)
-    assert body == {"vote_id": entry["vote_id"], "option": "cats"}
+    assert body == {"vote_id": entry["vote_id"], "option": "cats", "voter": entry["voter"]}
+    assert ANON.fullmatch(body["voter"])
     assert VOTE_ID.fullmatch(body["vote_id"])
 
 
