@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from enum import IntEnum
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import click
 
 from ops import backup as backup_mod
-from ops import credentials, render
+from ops import credentials, drill_commands, render
 from ops import stack as stack_mod
 from ops import status as status_mod
 from ops.health import Unhealthy
@@ -120,6 +121,13 @@ def up(ctx: click.Context, foreground: bool, no_apps: bool, timeout: float) -> N
     _print_urls(layout)
     if foreground and proc is not None:
         click.echo("Attached: press Ctrl-C to stop the stack.")
+
+        def interrupt(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        # Ctrl-C, a closed terminal or a service manager's SIGTERM all stop the stack.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, interrupt)
         try:
             proc.wait()
         except KeyboardInterrupt:
@@ -410,6 +418,10 @@ def restore_command(ctx: click.Context, backup_dir: str, yes: bool) -> None:
     except backup_mod.BackupError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"database restored from {backup_dir}")
+
+
+cli.add_command(drill_commands.drill)
+cli.add_command(drill_commands.switchover)
 
 
 def main(argv: list[str] | None = None) -> int:

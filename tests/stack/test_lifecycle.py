@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 
@@ -107,3 +108,38 @@ def test_stop_of_unknown_member_names_the_members(stack):
     result = stack.votectl("stop", "redis-9", check=False)
     assert result.returncode == 1
     assert "unknown member 'redis-9'" in result.stderr and "redis-1" in result.stderr
+
+
+def test_foreground_stays_attached_and_ctrl_c_stops_everything():
+    layout = Layout(make_state_dir("vote-fg-"), BASE_PORT)
+    proc = subprocess.Popen(
+        [
+            VOTECTL,
+            "--state-dir",
+            str(layout.state_dir),
+            "--base-port",
+            str(layout.base_port),
+            "up",
+            "--foreground",
+            "--no-apps",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if "Attached" in line:
+                break
+        assert proc.poll() is None, "votectl up --foreground returned instead of staying attached"
+        pids = stack_pids(layout)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        assert alive == []
+        assert [p for p in layout.all_ports() if listening(p)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        run(layout, "down", "--purge")
