@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -108,6 +109,18 @@ class StackHandle:
 
     def status(self) -> dict:
         return json.loads(self.votectl("status", "--json", check=False).stdout)
+
+    def sql(self, statement: str, *params, database: str = "postgres", port_kind: str = "pg-rw"):
+        """Run one statement as the superuser through HAProxy; rows if it returns any."""
+        dsn = self.superuser_dsn(port_kind).replace("dbname=postgres", f"dbname={database}")
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, params)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
 
     def superuser_dsn(self, port_kind: str = "pg-rw") -> str:
         return (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import psycopg2
 import pytest
 import requests
 
@@ -12,15 +11,7 @@ pytestmark = [pytest.mark.stack]
 
 
 def app_query(stack, sql: str, *params):
-    dsn = stack.superuser_dsn("pg-rw").replace("dbname=postgres", "dbname=votes")
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+    return stack.sql(sql, *params, database="votes")
 
 
 def cast_vote(stack, option: str = "dogs") -> None:

@@ -96,23 +96,11 @@ def test_redis_master_stop_promotes_a_replica_and_the_old_master_rejoins(stack):
     wait_until(lambda: healthy(stack.status()), "a healthy stack again")
 
 
-def query(dsn: str, sql: str, *params):
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
-
-
 def test_patroni_leader_stop_elects_a_new_leader_and_keeps_committed_writes(stack):
     wait_until(lambda: healthy(stack.status()), "a healthy stack")
-    rw = stack.superuser_dsn("pg-rw")
-    query(rw, "CREATE TABLE IF NOT EXISTS failover_probe (id text PRIMARY KEY)")
+    stack.sql("CREATE TABLE IF NOT EXISTS failover_probe (id text PRIMARY KEY)")
     marker = f"before-{time.time_ns()}"
-    query(rw, "INSERT INTO failover_probe VALUES (%s)", marker)  # committed synchronously
+    stack.sql("INSERT INTO failover_probe VALUES (%s)", marker)  # committed synchronously
     old_leader = stack.status()["postgres"]["leader"]
     stack.votectl("stop", old_leader)
     new_leader = wait_until(
@@ -123,13 +111,13 @@ def test_patroni_leader_stop_elects_a_new_leader_and_keeps_committed_writes(stac
 
     def rw_reaches_new_leader():
         try:
-            rows = query(rw, "SELECT pg_is_in_recovery(), inet_server_port()")
+            rows = stack.sql("SELECT pg_is_in_recovery(), inet_server_port()")
         except psycopg2.OperationalError:
             return False
         return rows[0] == (False, stack.layout.pg_port(new_leader))
 
     wait_until(rw_reaches_new_leader, "HAProxy's read-write port to reach the new leader", 30)
-    assert query(rw, "SELECT id FROM failover_probe WHERE id = %s", marker) == [(marker,)]
+    assert stack.sql("SELECT id FROM failover_probe WHERE id = %s", marker) == [(marker,)]
     stack.votectl("start", old_leader)
     wait_until(
         lambda: any(
