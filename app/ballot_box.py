@@ -80,8 +80,9 @@ def record_vote(
         except ResponseError as exc:
             if not master_is_moving(exc):
                 raise VoteNotSaved(f"refused by Redis ({exc})", attempts=attempt) from exc
-            # Sentinel is moving the master: drop our connections so the next ones ask it.
-            client.connection_pool.disconnect()
+            # Sentinel is moving the master: drop the idle connections so the next ones ask
+            # it. Never in-use ones: closing another thread's socket under it mixes replies.
+            client.connection_pool.disconnect(inuse_connections=False)
             problem = str(exc)
         except (ConnectionError, TimeoutError) as exc:
             problem = f"{type(exc).__name__}: {exc}"

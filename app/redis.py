@@ -4,11 +4,52 @@ from __future__ import annotations
 
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, ConnectionError, MasterDownError, ResponseError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from app.config import Config
+
+
+def _master_moving(exc: ResponseError) -> bool:
+    return isinstance(exc, MasterDownError) or str(exc).startswith("NOREPLICAS")
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the master that asks Sentinel again whenever it reconnects.
+
+    redis-py 8.1 re-opens a dropped connection inside a command's retry loop straight to
+    its old address (Connection.send_packed_command skips the Sentinel lookup), so after a
+    switchover a client keeps hitting the demoted master (READONLY) or a dead one until its
+    whole retry budget is spent. Here every connect looks the master up first and tries
+    that address once; the command's retry loop does the rest.
+
+    It also treats NOREPLICAS and MASTERDOWN like READONLY: both mean the master is being
+    replaced or cut off from its replicas, so every client (sessions, votes, the worker)
+    retries through Sentinel instead of failing. Only this connection is dropped: closing
+    other threads' connections under them corrupts their replies.
+    """
+
+    def _connect_retry(self) -> None:
+        self.connect_check_health(check_health=self.connection_pool.check_connection)
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self._sock:
+            return
+        if self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health=check_health, retry_socket_connect=False)
+
+    def read_response(self, *args, **kwargs):
+        try:
+            return super().read_response(*args, **kwargs)
+        except ResponseError as exc:
+            if self.connection_pool.is_master and _master_moving(exc):
+                self.disconnect()
+                raise ConnectionError(str(exc)) from exc
+            raise
 
 
 def make_sentinel(config: Config) -> Sentinel:
@@ -51,4 +92,5 @@ def master_client(
         health_check_interval=30,
         retry=retry,
         retry_on_error=[BusyLoadingError],
+        connection_class=MasterConnection,
     )

@@ -8,15 +8,19 @@
 set -eu
 : "${REDIS_CONF:?}" "${REDIS_PORT:?}" "${REDIS_DIR:?}" "${REDIS_PASSWORD:?}"
 : "${REDIS_INITIAL_MASTER:?}" "${REDIS_ANNOUNCE_IP:?}"
-master=""
+# A Sentinel that names this very node is stale (this node is down, so it cannot be the
+# master they fail over to) unless no Sentinel names another one (a cold restart of all).
+master="" self=""
 for s in $(printf '%s' "${REDIS_SENTINELS:-}" | tr ',' ' '); do
   reply=$(REDISCLI_AUTH="${SENTINEL_PASSWORD:-}" timeout 2 redis-cli --no-auth-warning \
           -h "${s%:*}" -p "${s##*:}" --raw \
           sentinel get-master-addr-by-name "${REDIS_MASTER_NAME:-mymaster}" 2>/dev/null || true)
   set -- $reply
-  if [ $# -eq 2 ]; then master="$1:$2"; break; fi
+  [ $# -eq 2 ] || continue
+  if [ "$1:$2" = "$REDIS_ANNOUNCE_IP:$REDIS_PORT" ]; then self="$1:$2"; continue; fi
+  master="$1:$2"; break
 done
-[ -n "$master" ] || master="$REDIS_INITIAL_MASTER"
+[ -n "$master" ] || master="${self:-$REDIS_INITIAL_MASTER}"
 set -- --port "$REDIS_PORT" --dir "$REDIS_DIR" --bind "${REDIS_BIND:-0.0.0.0}" \
        --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD" \
        --replica-announce-ip "$REDIS_ANNOUNCE_IP" --replica-announce-port "$REDIS_PORT"
