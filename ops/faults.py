@@ -1,0 +1,362 @@
+"""The failures a drill injects into the local stack, and how each one is undone."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import psutil
+import redis
+import requests
+
+from app.config import Config
+from app.redis import master_client
+from ops import credentials, render
+from ops import status as status_mod
+from ops.layout import HOST, PATRONI_MEMBERS, REDIS_NODES, SENTINELS, WORKERS, Layout
+from ops.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.1
+# How long a killed member that nothing restarts by itself stays down before the drill
+# starts it again (a replica, a Sentinel: nothing fails over, so nothing to wait for).
+DOWN_FOR_S = 2.0
+
+
+class DrillError(Exception):
+    """The drill could not run or the stack did not recover; the message says where."""
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float) -> object:
+    """Poll `predicate` until it returns something true; raise DrillError on timeout."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # a member that is down answers with anything
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if last:
+                return last
+        time.sleep(POLL_S)
+    raise DrillError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class StackContext:
+    """One local stack as the drill sees it: layout, passwords, supervisord, app settings."""
+
+    layout: Layout
+    creds: dict[str, str] = field(init=False)
+    supervisor: Supervisor = field(init=False)
+    config: Config = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.creds = credentials.load_or_create(self.layout.secrets_file)
+        self.supervisor = Supervisor(self.layout)
+        self.config = Config.from_env(render.app_env(self.layout, self.creds), web=False)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """A Sentinel-managed client of the current master (the same kind the apps use)."""
+        return master_client(self.config)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.layout.addr(self.layout.port('web'))}"
+
+    def status_target(self) -> status_mod.Target:
+        """What `votectl status` looks at for the local stack."""
+        return status_mod.Target(
+            sentinels=[(HOST, self.layout.sentinel_port(s)) for s in SENTINELS],
+            master_name=self.layout.master_name,
+            redis_password=self.creds["REDIS_PASSWORD"],
+            sentinel_password=self.creds["SENTINEL_PASSWORD"],
+            patroni_urls=[
+                f"http://{self.layout.addr(self.layout.api_port(m))}" for m in PATRONI_MEMBERS
+            ],
+            haproxy_stats_url=self.layout.urls()["stats"],
+            haproxy_stats_auth=("admin", self.creds["HAPROXY_STATS_PASSWORD"]),
+            urls=self.layout.urls(),
+        )
+
+    def sentinel(self, name: str) -> redis.Redis:
+        return redis.Redis(
+            HOST,
+            self.layout.sentinel_port(name),
+            password=self.creds["SENTINEL_PASSWORD"],
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            decode_responses=True,
+        )
+
+    def node(self, name: str, timeout: float = 1.0) -> redis.Redis:
+        return redis.Redis(
+            HOST,
+            self.layout.redis_port(name),
+            password=self.creds["REDIS_PASSWORD"],
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+        )
+
+    def node_by_addr(self, addr: str) -> str:
+        port = int(addr.rsplit(":", 1)[1])
+        return next(n for n in REDIS_NODES if self.layout.redis_port(n) == port)
+
+    def sentinel_masters(self) -> dict[str, str | None]:
+        """Each Sentinel's idea of the master's node name (None if it does not answer)."""
+        seen: dict[str, str | None] = {}
+        for name in SENTINELS:
+            client = self.sentinel(name)
+            try:
+                host, port = client.sentinel_get_master_addr_by_name(self.layout.master_name)
+                seen[name] = self.node_by_addr(f"{host}:{port}")
+            except (redis.RedisError, TypeError, StopIteration):
+                seen[name] = None
+            finally:
+                client.close()
+        return seen
+
+    def redis_master(self) -> str:
+        masters = {m for m in self.sentinel_masters().values() if m}
+        if len(masters) != 1:
+            raise DrillError(f"the Sentinels do not agree on a master: {sorted(masters)}")
+        return masters.pop()
+
+    def patroni_cluster(self) -> dict:
+        for member in PATRONI_MEMBERS:
+            try:
+                url = f"http://{self.layout.addr(self.layout.api_port(member))}/cluster"
+                return requests.get(url, timeout=1).json()
+            except (requests.RequestException, ValueError):
+                continue
+        raise DrillError("no Patroni member answers")
+
+    def patroni_role(self, role: str) -> str | None:
+        members = self.patroni_cluster().get("members", [])
+        return next((m["name"] for m in members if m.get("role") == role), None)
+
+    def running(self, member: str) -> bool:
+        return self.supervisor.state(member) == "RUNNING"
+
+
+# --- killing ---------------------------------------------------------------------------------
+
+
+def sigkill(ctx: StackContext, member: str) -> None:
+    """SIGKILL the member's main process through supervisord (what `votectl kill` does)."""
+    ctx.supervisor.signal(member, "KILL")
+
+
+def sigkill_tree(ctx: StackContext, member: str) -> None:
+    """SIGKILL the member and every process under it at once (a gunicorn instance dies)."""
+    main = psutil.Process(ctx.supervisor.info(member)["pid"])
+    victims = [main, *main.children(recursive=True)]
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+
+
+def _postmaster(ctx: StackContext, member: str) -> psutil.Process | None:
+    try:
+        pid = int((ctx.layout.pg_data(member) / "postmaster.pid").read_text().split()[0])
+        proc = psutil.Process(pid)
+    except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
+        return None
+    return proc if "postgres" in proc.name() else None
+
+
+def hard_kill_patroni(ctx: StackContext, member: str) -> None:
+    """SIGKILL Patroni and its postmaster and keep them down, like a machine that died.
+
+    supervisord restarts a killed Patroni at once, and a Patroni that still holds the leader
+    lock takes it back: no failover would happen. So Patroni is frozen first, its
+    postmaster and backends are killed, and supervisord is told to stop it (the stop
+    signal waits behind the freeze) before the SIGKILL lands: it stays STOPPED.
+    """
+    ctx.supervisor.signal(member, "STOP")
+    postmaster = _postmaster(ctx, member)
+    if postmaster is not None:
+        victims = [postmaster, *postmaster.children(recursive=True)]
+        for proc in victims:
+            try:
+                proc.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                continue
+    ctx.supervisor.stop(member, wait=False)
+    ctx.supervisor.signal(member, "KILL")
+    wait_for(lambda: ctx.supervisor.state(member) == "STOPPED", f"{member} to be down", 15)
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    """One failure: `inject` breaks something; `recover` waits for the service to be back,
+    restarts what was killed, and returns when the service was back (monotonic time)."""
+
+    target: str
+    victim: str
+    inject: Callable[[], None]
+    recover: Callable[[], float]
+
+
+def _restart(ctx: StackContext, member: str) -> None:
+    """`votectl start`: a member supervisord already restarted is left alone."""
+    if ctx.supervisor.state(member) not in {"RUNNING", "STARTING"}:
+        ctx.supervisor.start(member)
+    wait_for(lambda: ctx.running(member), f"{member} to run again", 60)
+
+
+def _redis_master(ctx: StackContext) -> Fault:
+    victim = ctx.redis_master()
+
+    def recover() -> float:
+        wait_for(
+            lambda: any(m not in (None, victim) for m in ctx.sentinel_masters().values()),
+            "Sentinel to promote a replica",
+            30,
+        )
+        back = time.monotonic()
+        # Only once every Sentinel knows: a node restarted before that may be told it is
+        # still the master and wipe its replicas (local-stack-notes G11, G13).
+        wait_for(
+            lambda: (
+                len(set(ctx.sentinel_masters().values()) - {victim}) == 1
+                and victim not in ctx.sentinel_masters().values()
+            ),
+            "every Sentinel to name the new master",
+            30,
+        )
+        _restart(ctx, victim)
+        return back
+
+    return Fault("redis-master", victim, lambda: sigkill(ctx, victim), recover)
+
+
+def _redis_replica(ctx: StackContext) -> Fault:
+    master = ctx.redis_master()
+    victim = next(n for n in REDIS_NODES if n != master)
+    return Fault(
+        "redis-replica", victim, lambda: sigkill(ctx, victim), _down_then_start(ctx, victim)
+    )
+
+
+def _down_then_start(ctx: StackContext, victim: str) -> Callable[[], float]:
+    def recover() -> float:
+        back = time.monotonic()  # nothing fails over: the service never stopped
+        time.sleep(DOWN_FOR_S)
+        _restart(ctx, victim)
+        return back
+
+    return recover
+
+
+def _autorestarted(ctx: StackContext, victim: str, ready: Callable[[], bool]) -> Fault:
+    """A member supervisord restarts by itself; the service is back once `ready()`."""
+
+    def recover() -> float:
+        # supervisord notices the exit within a moment; do not mistake the old process.
+        time.sleep(0.2)
+        _restart(ctx, victim)
+        wait_for(ready, f"{victim} to be ready", 60)
+        return time.monotonic()
+
+    return Fault("", victim, lambda: sigkill(ctx, victim), recover)
+
+
+def _url_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _sentinel(ctx: StackContext) -> Fault:
+    victim = SENTINELS[0]
+
+    def ready() -> bool:
+        return ctx.sentinel_masters()[victim] is not None
+
+    return _autorestarted(ctx, victim, ready)
+
+
+def _worker(ctx: StackContext) -> Fault:
+    return _autorestarted(ctx, WORKERS[0], lambda: True)
+
+
+def _haproxy(ctx: StackContext) -> Fault:
+    return _autorestarted(ctx, "haproxy", lambda: _url_ok(f"{ctx.web_url}/healthz"))
+
+
+def _app_instance(ctx: StackContext) -> Fault:
+    program, _, port = next(i for i in ctx.layout.app_instances if i[1] == "vote")
+    fault = _autorestarted(ctx, program, lambda: _url_ok(f"http://{ctx.layout.addr(port)}/readyz"))
+    fault.inject = lambda: sigkill_tree(ctx, program)
+    return fault
+
+
+def _patroni_leader(ctx: StackContext) -> Fault:
+    victim = ctx.patroni_role("leader")
+    if victim is None:
+        raise DrillError("Patroni has no leader")
+
+    def recover() -> float:
+        wait_for(
+            lambda: ctx.patroni_role("leader") not in (None, victim),
+            "Patroni to elect a new leader",
+            90,
+        )
+        back = time.monotonic()
+        _restart(ctx, victim)
+        return back
+
+    return Fault("patroni-leader", victim, lambda: hard_kill_patroni(ctx, victim), recover)
+
+
+def _patroni_replica(ctx: StackContext) -> Fault:
+    # The synchronous standby: losing it stalls commits until Patroni picks the other one.
+    victim = ctx.patroni_role("sync_standby") or ctx.patroni_role("replica")
+    if victim is None:
+        raise DrillError("Patroni has no replica")
+
+    def recover() -> float:
+        wait_for(
+            lambda: ctx.patroni_role("sync_standby") not in (None, victim),
+            "Patroni to pick another synchronous standby",
+            60,
+        )
+        back = time.monotonic()
+        _restart(ctx, victim)
+        return back
+
+    return Fault("patroni-replica", victim, lambda: hard_kill_patroni(ctx, victim), recover)
+
+
+KILLS: dict[str, Callable[[StackContext], Fault]] = {
+    "redis-master": _redis_master,
+    "redis-replica": _redis_replica,
+    "sentinel": _sentinel,
+    "patroni-leader": _patroni_leader,
+    "patroni-replica": _patroni_replica,
+    "worker": _worker,
+    "haproxy": _haproxy,
+    "app-instance": _app_instance,
+}
+
+
+def make_fault(ctx: StackContext, target: str) -> Fault:
+    """The fault for `target`, aimed at the member that currently plays that role."""
+    fault = KILLS[target](ctx)
+    fault.target = target
+    return fault

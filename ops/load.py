@@ -1,0 +1,191 @@
+"""A bounded load of simulated voters through the web front, recording every vote attempt."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import requests
+
+logger = logging.getLogger(__name__)
+
+# Longer than anything the server may spend on one vote (write budget, Redis retries,
+# HAProxy's 30 s server timeout): a voter never sends a new vote while the server may still
+# be writing the previous one, or the old one could land later and win.
+REQUEST_TIMEOUT_S = (2.0, 35.0)
+CSRF_ATTEMPTS = 5
+
+
+@dataclass
+class Attempt:
+    """One vote request as the voter saw it; times are time.monotonic() seconds."""
+
+    voter: int
+    option: str
+    started: float
+    ended: float = 0.0
+    status: int | None = None
+    vote_id: str | None = None
+    server_voter: str | None = None
+    error: str | None = None
+
+    @property
+    def acked(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300 and self.vote_id is not None
+
+    @property
+    def rejected(self) -> bool:
+        """Refused before anything was written (a 4xx): it cannot have been counted."""
+        return self.status is not None and 400 <= self.status < 500
+
+    @property
+    def outcome(self) -> str:
+        """'ok', an HTTP status such as '503', or an exception name."""
+        if self.acked:
+            return "ok"
+        return str(self.status) if self.status is not None else (self.error or "unknown")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Voter:
+    """One browser: its own session cookie and CSRF token, one request at a time."""
+
+    def __init__(self, index: int, base_url: str) -> None:
+        self.index = index
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.token: str | None = None
+        self.choice: str | None = None
+
+    def fetch_token(self) -> None:
+        reply = self.http.get(f"{self.base_url}/api/csrf", timeout=REQUEST_TIMEOUT_S)
+        reply.raise_for_status()
+        self.token = reply.json()["csrf_token"]
+
+    def vote(self, option: str, clock: Callable[[], float]) -> Attempt:
+        attempt = Attempt(self.index, option, clock())
+        try:
+            if self.token is None:
+                self.fetch_token()
+            reply = self.http.post(
+                f"{self.base_url}/api/votes",
+                json={"option": option},
+                headers={"X-CSRFToken": self.token or ""},
+                timeout=REQUEST_TIMEOUT_S,
+            )
+            attempt.status = reply.status_code
+            if reply.ok:
+                body = reply.json()
+                attempt.vote_id, attempt.server_voter = body.get("vote_id"), body.get("voter")
+            elif reply.status_code == 400 and "CSRF" in reply.text:
+                self.token = None  # the session lost its token: fetch a new one next time
+        except (requests.RequestException, ValueError) as exc:
+            attempt.error = type(exc).__name__
+        attempt.ended = clock()
+        if attempt.acked:
+            self.choice = option
+        return attempt
+
+
+@dataclass
+class LoadResult:
+    """Every attempt, plus the ticks that found every voter busy (offered load not sent)."""
+
+    attempts: list[Attempt]
+    started: float
+    ended: float
+    skipped: int
+
+
+class Load:
+    """Open-loop load: `rate` votes/s for `duration` s, spread over `voters` voters.
+
+    Each tick picks an idle voter; a voter changes its vote with probability `change`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        options: Sequence[str],
+        *,
+        rate: float = 100.0,
+        duration: float = 20.0,
+        voters: int = 300,
+        change: float = 0.6,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0 or duration <= 0 or voters < 1 or len(options) < 2:
+            raise ValueError("need rate > 0, duration > 0, voters >= 1 and two options")
+        self.base_url = base_url
+        self.options = list(options)
+        self.rate, self.duration, self.change = rate, duration, change
+        self.voters = [Voter(i, base_url) for i in range(voters)]
+        self.random = random.Random(seed)
+        self.clock = clock
+        self._idle: deque[Voter] = deque()
+        self._lock = threading.Lock()
+        self._attempts: list[Attempt] = []
+
+    def prepare(self) -> None:
+        """Open every voter's session and fetch its CSRF token (before the clock starts)."""
+        with ThreadPoolExecutor(max_workers=min(32, len(self.voters))) as pool:
+            list(pool.map(self._prepare_one, self.voters))
+        order = list(self.voters)
+        self.random.shuffle(order)
+        self._idle = deque(order)
+
+    def _prepare_one(self, voter: Voter) -> None:
+        for attempt in range(1, CSRF_ATTEMPTS + 1):
+            try:
+                voter.fetch_token()
+                return
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                if attempt == CSRF_ATTEMPTS:
+                    raise RuntimeError(f"cannot open a voter session: {exc}") from exc
+                time.sleep(0.2 * attempt)
+
+    def _pick_option(self, voter: Voter) -> str:
+        if voter.choice is None:
+            return self.random.choice(self.options)
+        if self.random.random() < self.change:
+            return self.random.choice([o for o in self.options if o != voter.choice])
+        return voter.choice
+
+    def _run_one(self, voter: Voter, option: str) -> None:
+        attempt = voter.vote(option, self.clock)
+        with self._lock:
+            self._attempts.append(attempt)
+            self._idle.append(voter)
+
+    def run(self) -> LoadResult:
+        """Send the load; returns once every request has an answer (or timed out)."""
+        if not self._idle:
+            self.prepare()
+        ticks = int(self.rate * self.duration)
+        skipped = 0
+        started = self.clock()
+        with ThreadPoolExecutor(max_workers=len(self.voters), thread_name_prefix="voter") as pool:
+            for tick in range(ticks):
+                delay = started + tick / self.rate - self.clock()
+                if delay > 0:
+                    time.sleep(delay)
+                with self._lock:
+                    voter = self._idle.popleft() if self._idle else None
+                if voter is None:
+                    skipped += 1
+                    continue
+                pool.submit(self._run_one, voter, self._pick_option(voter))
+        ended = self.clock()
+        if skipped:
+            logger.warning("%d of %d ticks found every voter waiting", skipped, ticks)
+        attempts = sorted(self._attempts, key=lambda a: a.started)
+        return LoadResult(attempts, started, ended, skipped)
