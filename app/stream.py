@@ -13,6 +13,7 @@ DEAD_LETTER = "votes:dead"
 
 _STREAM_ID = re.compile(r"^(\d+)-(\d+)$")
 _VOTER = re.compile(r"^(anon|user):[A-Za-z0-9_.:-]{1,80}$")
+_VOTE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class MalformedVote(ValueError):
@@ -55,9 +56,14 @@ def _text(value: bytes | str | None) -> str | None:
 
 def decode(fields: dict, option_keys: frozenset[str]) -> Vote:
     """Turn a stream entry's fields into a Vote, or raise MalformedVote with the reason."""
-    data = {_text(k): _text(v) for k, v in fields.items()}
-    vote_id, voter, option, ts = (data.get(k) for k in ("vote_id", "voter", "option", "ts"))
-    if not vote_id or not re.fullmatch(r"[0-9a-f]{32}", vote_id):
+    # Only the four fields are looked up and decoded: the worker calls this for every entry.
+    # Keys are bytes from Redis, str when written by hand; an empty value counts as missing.
+    get = fields.get
+    vote_id = _text(get(b"vote_id") or get("vote_id"))
+    voter = _text(get(b"voter") or get("voter"))
+    option = _text(get(b"option") or get("option"))
+    ts = _text(get(b"ts") or get("ts"))
+    if not vote_id or not _VOTE_ID.fullmatch(vote_id):
         raise MalformedVote("missing or malformed vote_id")
     if not voter or not _VOTER.match(voter):
         raise MalformedVote("missing or malformed voter")
@@ -70,6 +76,12 @@ def decode(fields: dict, option_keys: frozenset[str]) -> Vote:
 
 def split_id(stream_id: bytes | str) -> tuple[int, int]:
     """Split a stream id 'ms-seq' into two integers that sort like the stream does."""
+    if isinstance(stream_id, bytes):
+        # The common case (ids as Redis returns them), without a regex: bytes.isdigit() is
+        # ASCII-only and false when empty, so anything unusual takes the checked path below.
+        ms, _, seq = stream_id.partition(b"-")
+        if ms.isdigit() and seq.isdigit():
+            return int(ms), int(seq)
     match = _STREAM_ID.match(_text(stream_id) or "")
     if not match:
         raise MalformedVote(f"bad stream id {stream_id!r}")

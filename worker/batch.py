@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.stream import MalformedVote, Vote, decode, split_id
 
@@ -12,9 +13,11 @@ from app.stream import MalformedVote, Vote, decode, split_id
 Entry = tuple[bytes, dict | None]
 
 
-@dataclass(frozen=True)
-class StreamVote:
-    """A decoded vote and its place in the stream, which decides which vote is newer."""
+class StreamVote(NamedTuple):
+    """A decoded vote and its place in the stream, which decides which vote is newer.
+
+    A NamedTuple rather than a frozen dataclass: one is built per entry, and this is cheaper.
+    """
 
     entry_id: bytes
     ms: int
@@ -59,12 +62,13 @@ def decode_batch(entries: Iterable[Entry], option_keys: frozenset[str]) -> Batch
     entries = tuple(entries)
     votes: list[StreamVote] = []
     malformed: list[Rejected] = []
+    add = votes.append
     for entry_id, fields in entries:
         if not fields:
             continue
         try:
             ms, seq = split_id(entry_id)
-            votes.append(StreamVote(entry_id, ms, seq, decode(fields, option_keys)))
+            add(StreamVote(entry_id, ms, seq, decode(fields, option_keys)))
         except MalformedVote as exc:
             malformed.append(Rejected(entry_id, fields, str(exc)))
     return Batch(entries, tuple(votes), tuple(malformed))
@@ -74,7 +78,8 @@ def newest_per_voter(votes: Iterable[StreamVote]) -> list[StreamVote]:
     """Each voter's newest vote by stream position, sorted by voter."""
     newest: dict[str, StreamVote] = {}
     for item in votes:
-        current = newest.get(item.vote.voter)
-        if current is None or current.position < item.position:
-            newest[item.vote.voter] = item
+        voter = item.vote.voter
+        current = newest.get(voter)
+        if current is None or (current.ms, current.seq) < (item.ms, item.seq):
+            newest[voter] = item
     return [newest[voter] for voter in sorted(newest)]

@@ -129,6 +129,10 @@ class ConsumerGroup:
         ids, dead = list(ids), list(dead)
         if not ids and not dead:
             return
+        if not dead:
+            # One command is atomic by itself: no MULTI/EXEC to run and to replicate.
+            self.client.xack(self.stream, self.group, *dict.fromkeys(ids))
+            return
         with self.client.pipeline(transaction=True) as pipe:
             for item in dead:
                 pipe.xadd(

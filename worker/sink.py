@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text
@@ -16,29 +15,44 @@ from worker.batch import StreamVote
 
 logger = logging.getLogger(__name__)
 
-# Last vote wins by stream position: the WHERE makes a redelivered or older entry a no-op,
-# and `prev_option = v.option` reads the replaced option under the row lock, so the
-# tally deltas below are exact even with two workers. Rows are locked in voter order.
-UPSERT_VOTES = text("""
-INSERT INTO votes AS v (voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
-SELECT b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id, to_timestamp(b.ts_ms / 1000.0)
-FROM unnest(CAST(:voter_id AS text[]), CAST(:option AS text[]), CAST(:stream_ms AS bigint[]),
-            CAST(:stream_seq AS bigint[]), CAST(:vote_id AS text[]), CAST(:ts_ms AS bigint[]))
-     AS b(voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
-ORDER BY b.voter_id
-ON CONFLICT (voter_id) DO UPDATE SET
-    option = EXCLUDED.option, stream_ms = EXCLUDED.stream_ms, stream_seq = EXCLUDED.stream_seq,
-    vote_id = EXCLUDED.vote_id, voted_at = EXCLUDED.voted_at, prev_option = v.option,
-    updated_at = now()
-WHERE (v.stream_ms, v.stream_seq) < (EXCLUDED.stream_ms, EXCLUDED.stream_seq)
-RETURNING v.option, v.prev_option
-""")
-
-# The CHECK (count >= 0) is evaluated on the proposed row before ON CONFLICT, so a negative
-# delta cannot travel in EXCLUDED.count; hence one statement per option, in option order.
-ADD_TO_TALLY = text("""
-INSERT INTO tallies (option, count) VALUES (:option, GREATEST(:delta, 0))
-ON CONFLICT (option) DO UPDATE SET count = tallies.count + :delta
+# One statement per batch, so a batch costs one round trip besides BEGIN/COMMIT:
+# - `changed`: last vote wins by stream position. The WHERE makes a redelivered or older entry
+#   a no-op, and `prev_option = v.option` reads the replaced option under the row lock, so
+#   RETURNING reports exactly the rows that changed: +1 for the new option, -1 for the old one
+#   (an inserted row has no prev_option). Rows are locked in voter order.
+# - `deltas`: those moves summed per option (an aggregate: `changed` is complete before any
+#   tally row is touched, so tally rows are always locked after vote rows, in option order).
+# - the tallies: the CHECK (count >= 0) is evaluated on the proposed row before ON CONFLICT,
+#   so the proposed row carries GREATEST(delta, 0) and the update adds the true delta.
+APPLY_BATCH = text("""
+WITH changed AS (
+    INSERT INTO votes AS v (voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
+    SELECT b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id,
+           to_timestamp(b.ts_ms / 1000.0)
+    FROM unnest(CAST(:voter_id AS text[]), CAST(:option AS text[]),
+                CAST(:stream_ms AS bigint[]), CAST(:stream_seq AS bigint[]),
+                CAST(:vote_id AS text[]), CAST(:ts_ms AS bigint[]))
+         AS b(voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
+    ORDER BY b.voter_id
+    ON CONFLICT (voter_id) DO UPDATE SET
+        option = EXCLUDED.option, stream_ms = EXCLUDED.stream_ms,
+        stream_seq = EXCLUDED.stream_seq, vote_id = EXCLUDED.vote_id,
+        voted_at = EXCLUDED.voted_at, prev_option = v.option, updated_at = now()
+    WHERE (v.stream_ms, v.stream_seq) < (EXCLUDED.stream_ms, EXCLUDED.stream_seq)
+    RETURNING v.option, v.prev_option
+), deltas AS (
+    SELECT option, sum(delta) AS delta
+    FROM (SELECT option, 1 AS delta FROM changed
+          UNION ALL
+          SELECT prev_option, -1 FROM changed WHERE prev_option IS NOT NULL) AS moves
+    GROUP BY option
+), tallied AS (
+    INSERT INTO tallies AS t (option, count)
+    SELECT option, GREATEST(delta, 0) FROM deltas WHERE delta <> 0 ORDER BY option
+    ON CONFLICT (option) DO UPDATE
+    SET count = t.count + (SELECT d.delta FROM deltas AS d WHERE d.option = EXCLUDED.option)
+)
+SELECT count(*) FROM changed
 """)
 
 # SQLSTATE classes that blame the entry itself (data exception, integrity violation).
@@ -70,37 +84,37 @@ class Outcome:
         return Outcome(self.changed + other.changed, self.rejected + other.rejected)
 
 
-def tally_deltas(rows: Sequence[tuple[str, str | None]]) -> list[tuple[str, int]]:
-    """Per-option count changes from the upsert's (option, prev_option) rows, in option order.
+def text_array(values: Iterable[str]) -> str:
+    """A Postgres text[] literal with every element quoted, so that any string is safe.
 
-    An inserted row has no prev_option; an updated row always has one (option is NOT NULL).
+    One string per column instead of a list: psycopg2 adapts list items one by one, which
+    costs about twice as much for the 3,000 values of a 500-vote batch.
     """
-    deltas: Counter[str] = Counter()
-    for option, prev_option in rows:
-        deltas[option] += 1
-        if prev_option is not None:
-            deltas[prev_option] -= 1
-    return [(option, delta) for option, delta in sorted(deltas.items()) if delta]
+    quoted = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
+    return "{" + ",".join(quoted) + "}"
+
+
+def int_array(values: Iterable[int]) -> str:
+    """A Postgres bigint[] literal."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def apply_votes(conn: Connection, votes: Sequence[StreamVote]) -> int:
     """Upsert one vote per voter and adjust the tallies on `conn`; return the rows changed."""
     if not votes:
         return 0
-    rows = conn.execute(
-        UPSERT_VOTES,
+    cast = [v.vote for v in votes]
+    return conn.execute(
+        APPLY_BATCH,
         {
-            "voter_id": [v.vote.voter for v in votes],
-            "option": [v.vote.option for v in votes],
-            "stream_ms": [v.ms for v in votes],
-            "stream_seq": [v.seq for v in votes],
-            "vote_id": [v.vote.vote_id for v in votes],
-            "ts_ms": [v.vote.ts_ms for v in votes],
+            "voter_id": text_array([c.voter for c in cast]),
+            "option": text_array([c.option for c in cast]),
+            "stream_ms": int_array([v.ms for v in votes]),
+            "stream_seq": int_array([v.seq for v in votes]),
+            "vote_id": text_array([c.vote_id for c in cast]),
+            "ts_ms": int_array([c.ts_ms for c in cast]),
         },
-    ).all()
-    for option, delta in tally_deltas(rows):
-        conn.execute(ADD_TO_TALLY, {"option": option, "delta": delta})
-    return len(rows)
+    ).scalar_one()
 
 
 def _sqlstate(exc: DBAPIError) -> str:

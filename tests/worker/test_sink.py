@@ -13,7 +13,7 @@ from app.stream import Vote
 from tests.servers import free_port
 from tests.worker.conftest import rows, tallies
 from worker.batch import StreamVote, newest_per_voter
-from worker.sink import PostgresSink, PostgresUnavailable, tally_deltas
+from worker.sink import PostgresSink, PostgresUnavailable
 
 
 def sv(voter: str, option: str, ms: int, seq: int = 0, ts_ms: int | None = None) -> StreamVote:
@@ -27,12 +27,15 @@ def options(engine) -> dict[str, str]:
     return {voter: option for voter, (option, _) in rows(engine).items()}
 
 
-def test_tally_deltas_count_inserts_and_moves():
-    assert tally_deltas([("cats", None), ("dogs", "cats"), ("dogs", "dogs")]) == [("dogs", 1)]
-    assert tally_deltas([("cats", None), ("cats", None), ("dogs", "cats")]) == [
-        ("cats", 1),
-        ("dogs", 1),
-    ]
+def test_one_batch_counts_inserts_moves_and_unchanged_choices(db):
+    sink = PostgresSink(db)
+    sink.apply([sv("a", "cats", 1000), sv("b", "cats", 1001), sv("c", "dogs", 1002)])
+    # a: a new vote for the same option; b: cats -> dogs; c: dogs -> cats; d: a new voter.
+    batch = [sv("a", "cats", 2000), sv("b", "dogs", 2001), sv("c", "cats", 2002)]
+    assert sink.apply([*batch, sv("d", "dogs", 2003)]).changed == 4
+    assert tallies(db) == {"cats": 2, "dogs": 2}
+    sink.apply([sv("a", "dogs", 3000), sv("c", "dogs", 3001)])  # cats loses two at once
+    assert tallies(db) == {"dogs": 4}
 
 
 def test_last_vote_wins_by_stream_order_even_when_applied_out_of_order(db):
