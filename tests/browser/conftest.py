@@ -39,20 +39,12 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def new_visitor(browser: Browser, stack) -> Iterator[Callable[[], Page]]:
-    """Pages for independent visitors (own cookies) of the stack's web front, closed after."""
-    contexts: list[BrowserContext] = []
-
-    def make() -> Page:
-        context = browser.new_context(base_url=stack.urls["web"])
-        context.set_default_timeout(PAGE_TIMEOUT_MS)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the test item, so fixtures can tell that a test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 @pytest.fixture
@@ -68,6 +60,32 @@ def shot(request: pytest.FixtureRequest) -> Shot:
         return path
 
     return save
+
+
+@pytest.fixture
+def new_visitor(
+    browser: Browser, stack, shot: Shot, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Page]]:
+    """Pages for independent visitors (own cookies) of the stack's web front, closed after.
+
+    When the test fails, each visitor's page is saved first (test-output/browser/).
+    """
+    contexts: list[BrowserContext] = []
+
+    def make() -> Page:
+        context = browser.new_context(base_url=stack.urls["web"])
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    report = getattr(request.node, "report_call", None)
+    for number, context in enumerate(contexts, 1):
+        if report is not None and report.failed:
+            for page in context.pages:
+                print(f"failed at {page.url}")
+                shot(page, f"failed-visitor-{number}")
+        context.close()
 
 
 @pytest.fixture

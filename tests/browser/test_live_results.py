@@ -14,7 +14,8 @@ LIVE_WITHIN_MS = 5_000
 
 def test_results_page_counts_a_new_vote_without_reloading(new_visitor, shot):
     watcher, voter = new_visitor(), new_visitor()
-    watcher.goto("/result")
+    opened = watcher.goto("/result")
+    assert opened is not None and opened.ok, f"/result answered {opened and opened.status}"
     reloads: list[str] = []
     watcher.on(
         "framenavigated", lambda frame: frame == watcher.main_frame and reloads.append(frame.url)

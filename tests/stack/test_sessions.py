@@ -202,6 +202,9 @@ def seconds_until_counted(stack, option: str, before: int, limit: float = 5.0) -
 
 
 def test_a_vote_through_haproxy_reaches_the_results_within_a_second(stack):
+    deadline = time.monotonic() + 30
+    while not workers_running(stack) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert workers_running(stack), "no worker is running: nothing drains the vote stream"
     web = stack.urls["web"]
     option = poll_options(stack)[0]
@@ -242,7 +245,17 @@ def served_requests(base: str) -> float:
     )
 
 
+def vote_servers_up(stack) -> bool:
+    backends = stack.status()["haproxy"]["backends"]
+    up = [b for b in backends if b["proxy"] == "vote" and b["status"].startswith("UP")]
+    return len(up) == len(instances(stack, "vote"))
+
+
 def test_haproxy_spreads_vote_requests_over_both_instances(stack):
+    # An instance restarted by an earlier test is back in rotation after two passed checks.
+    deadline = time.monotonic() + 30
+    while not vote_servers_up(stack) and time.monotonic() < deadline:
+        time.sleep(0.5)
     vote_instances = instances(stack, "vote")
     before = [served_requests(base) for base in vote_instances]
     requests_sent = 20
