@@ -17,7 +17,7 @@ from ops.health import app_checks, infra_checks
 from ops.layout import HOST, REDIS_NODES, Layout
 from ops.load import Attempt, Load, LoadResult
 from ops.reconcile import Row, Snapshot, failures, latency, longest_ack_gap, reconcile
-from ops.switchover import METHODS, postgres_switchover, redis_switchover
+from ops.switchover import METHODS, postgres_switchover, redis_switchover, sentinels_settled
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ ALL = (
 # Voters must not notice these (checked with --strict); HAProxy itself is the front door.
 QUIET_TARGETS = frozenset(TARGETS) - {"haproxy"}
 STREAM, GROUP = "votes", "workers"
+# The window around the failure in which every vote is a new voter's only one.
+FRESH_BEFORE_S, FRESH_AFTER_S = 2.0, 12.0
 
 Hook = Callable[[StackContext, list[Attempt]], None]
 
@@ -83,6 +85,8 @@ def whole_problems(ctx: StackContext) -> list[str]:
             problems.append(f"{node}: {exc}")
     if len(masters) != 1:
         problems.append(f"Redis masters: {masters}")
+    elif not sentinels_settled(ctx, masters[0]):
+        problems.append("a Sentinel has not yet seen every replica report its role")
     view = status_mod.collect(ctx.status_target())
     for server in view["haproxy"].get("backends", []):
         if server["proxy"] in {"vote", "result", "login"} and not server["status"].startswith("UP"):
@@ -195,12 +199,16 @@ def run_drill(
         raise DrillError(f"no stack is running in {layout.state_dir} (start it: votectl up)")
     wait_for(lambda: not whole_problems(ctx), "a whole, healthy stack before the drill", 60)
     fault = _fault(ctx, target, options, progress)
+    middle = options.duration / 2
     load = Load(
         ctx.web_url,
         sorted(ctx.config.option_keys),
         rate=options.rate,
         duration=options.duration,
         voters=options.voters,
+        # Every vote from shortly before the failure until FRESH_AFTER_S after it is a new
+        # voter's last, so the reconciliation sees each of them.
+        fresh_window=(middle - FRESH_BEFORE_S, middle + FRESH_AFTER_S),
         seed=options.seed,
     )
     load.prepare()
@@ -209,7 +217,7 @@ def run_drill(
         f"{target}: {options.rate:g} votes/s for {options.duration:g} s; victim {fault.victim}"
     )
     runner.start()
-    time.sleep(options.duration / 2)
+    time.sleep(middle)
     problems: list[str] = []
     killed = time.monotonic()
     recovered = killed
@@ -219,18 +227,20 @@ def run_drill(
         recovered = fault.recover()
     except DrillError as exc:
         problems.append(str(exc))
-    runner.join()
-    if runner.error or runner.result is None:
-        raise DrillError(f"the load failed: {runner.error!r}")
+    # Under the load still running: how long the stack takes to heal must not depend on it.
     try:
         whole_at = wait_for(
             lambda: not whole_problems(ctx) and time.monotonic(),
             "the stack to be whole again",
             options.whole_timeout,
+            interval=0.5,
         )
     except DrillError as exc:
         whole_at = None
         problems.append(f"{exc}: {whole_problems(ctx)}")
+    runner.join()
+    if runner.error or runner.result is None:
+        raise DrillError(f"the load failed: {runner.error!r}")
     try:
         drained_at = wait_for(
             lambda: drained(ctx) and time.monotonic(), "the workers to drain the stream", 120

@@ -32,7 +32,13 @@ def _progress(message: str) -> None:
     show_default=True,
     help="Seconds of load; the failure is injected in the middle.",
 )
-@click.option("--voters", type=int, default=300, show_default=True, help="Simulated voters.")
+@click.option(
+    "--voters",
+    type=int,
+    default=300,
+    show_default=True,
+    help="Voters who vote again and again; around the failure each vote is a new voter's.",
+)
 @click.option(
     "--method",
     type=click.Choice(METHODS),

@@ -32,7 +32,9 @@ class DrillError(Exception):
     """The drill could not run or the stack did not recover; the message says where."""
 
 
-def wait_for(predicate: Callable[[], object], what: str, timeout: float) -> object:
+def wait_for(
+    predicate: Callable[[], object], what: str, timeout: float, interval: float = POLL_S
+) -> object:
     """Poll `predicate` until it returns something true; raise DrillError on timeout."""
     deadline = time.monotonic() + timeout
     last: object = None
@@ -44,7 +46,7 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float) -> obje
         else:
             if last:
                 return last
-        time.sleep(POLL_S)
+        time.sleep(interval)
     raise DrillError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 

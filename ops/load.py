@@ -109,6 +109,10 @@ class Load:
     """Open-loop load: `rate` votes/s for `duration` s, spread over `voters` voters.
 
     Each tick picks an idle voter; a voter changes its vote with probability `change`.
+    Inside `fresh_window` (seconds from the start, from-to), every tick is instead a new
+    voter's first and only vote: only a voter's last vote can be checked against Postgres,
+    so around a failure every acknowledged vote must be someone's last, or a lost one
+    could hide behind a later one.
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class Load:
         duration: float = 20.0,
         voters: int = 300,
         change: float = 0.6,
+        fresh_window: tuple[float, float] | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -128,10 +133,16 @@ class Load:
         self.base_url = base_url
         self.options = list(options)
         self.rate, self.duration, self.change = rate, duration, change
-        self.voters = [Voter(i, base_url) for i in range(voters)]
+        ticks = int(rate * duration)
+        start, end = fresh_window or (0.0, 0.0)
+        self.fresh_ticks = range(max(0, int(rate * start)), min(ticks, int(rate * end)))
+        fresh = len(self.fresh_ticks)
+        self.voters = [Voter(i, base_url) for i in range(voters + fresh)]
+        self.repeat_voters = voters
         self.random = random.Random(seed)
         self.clock = clock
         self._idle: deque[Voter] = deque()
+        self._fresh: deque[Voter] = deque(self.voters[voters:])
         self._lock = threading.Lock()
         self._attempts: list[Attempt] = []
 
@@ -139,7 +150,7 @@ class Load:
         """Open every voter's session and fetch its CSRF token (before the clock starts)."""
         with ThreadPoolExecutor(max_workers=min(32, len(self.voters))) as pool:
             list(pool.map(self._prepare_one, self.voters))
-        order = list(self.voters)
+        order = self.voters[: self.repeat_voters]
         self.random.shuffle(order)
         self._idle = deque(order)
 
@@ -147,6 +158,8 @@ class Load:
         for attempt in range(1, CSRF_ATTEMPTS + 1):
             try:
                 voter.fetch_token()
+                if voter.index >= self.repeat_voters:
+                    voter.http.close()  # keeps the cookie; no idle connection until it votes
                 return
             except (requests.RequestException, ValueError, KeyError) as exc:
                 if attempt == CSRF_ATTEMPTS:
@@ -164,7 +177,8 @@ class Load:
         attempt = voter.vote(option, self.clock)
         with self._lock:
             self._attempts.append(attempt)
-            self._idle.append(voter)
+            if voter.index < self.repeat_voters:  # a fresh voter votes once
+                self._idle.append(voter)
 
     def run(self) -> LoadResult:
         """Send the load; returns once every request has an answer (or timed out)."""
@@ -179,7 +193,10 @@ class Load:
                 if delay > 0:
                     time.sleep(delay)
                 with self._lock:
-                    voter = self._idle.popleft() if self._idle else None
+                    if tick in self.fresh_ticks:
+                        voter = self._fresh.popleft()
+                    else:
+                        voter = self._idle.popleft() if self._idle else None
                 if voter is None:
                     skipped += 1
                     continue

@@ -36,6 +36,33 @@ def _caught_up(client: redis.Redis, want: int) -> bool:
     return sum(o == offset for o in replicas.values()) >= want
 
 
+def sentinels_settled(ctx: StackContext, master: str) -> bool:
+    """Every Sentinel sees every replica as a healthy replica of `master`.
+
+    A Sentinel that has not yet seen a former master report its replica role (it polls
+    replicas every 10 s) "fixes" it back into a replica the moment it is promoted again,
+    and the failover aborts: back-to-back switchovers must wait for this.
+    """
+    port = ctx.layout.redis_port(master)
+    for name in SENTINELS:
+        client = ctx.sentinel(name)
+        try:
+            replicas = client.sentinel_slaves(ctx.layout.master_name)
+        finally:
+            client.close()
+        healthy = [
+            r
+            for r in replicas
+            if r.get("role-reported") == "slave"
+            and r.get("master-link-status") == "ok"
+            and int(r.get("master-port", 0)) == port
+            and not r.get("is_sdown")
+        ]
+        if len(healthy) < len(REDIS_NODES) - 1:
+            return False
+    return True
+
+
 def _demote(old: redis.Redis, new_host: str, new_port: int) -> None:
     """Make the old master a replica and drop its clients at once, as Sentinel itself does
     (but now, not after Sentinel's ~10 s delay): paused writes then fail and are retried
@@ -63,6 +90,11 @@ def redis_switchover(
     if method not in METHODS:
         raise DrillError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     old_node = ctx.redis_master()
+    wait_for(
+        lambda: sentinels_settled(ctx, old_node),
+        "every Sentinel to see both replicas as replicas",
+        20,
+    )
     old = ctx.node(old_node, timeout=2)
     leader = ctx.sentinel(SENTINELS[0])
     started = time.monotonic()
