@@ -24,7 +24,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Longer than a vote's write budget plus one Redis retry cycle during a failover.
 timeout = 30
 graceful_timeout = 20
-accesslog = "-"
+accesslog = "-" if _settings.access_log else None
 errorlog = "-"
 
 if _settings.log_format == "json":

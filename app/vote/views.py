@@ -12,6 +12,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 
@@ -87,6 +88,9 @@ def vote_form():
         return redirect("/login?next=/", 303)
     option = _option(request.form.get("option"))
     _cast(option)
+    # Only the newest confirmation matters: a client that never follows the redirect must
+    # not grow its session by one message per vote.
+    session.pop("_flashes", None)
     flash(f"Your vote for {option.label} is in.", "success")
     return redirect(url_for("vote.index"), 303)
 

@@ -202,6 +202,7 @@ def test_gunicorn_serves_the_app_with_shared_metrics(app_env, clean_data, tmp_pa
         **app_env,
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="2",
+        GUNICORN_ACCESS_LOG="true",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
     )
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
