@@ -1,9 +1,16 @@
-"""Worker drain rate into Postgres beside a raw batched COPY of the same rows, in one run.
+"""Worker drain rate into Postgres beside a raw batched upsert of the same rows, in one run.
 
 On the HA stack (synchronous replication through HAProxy's leader port):
 
     eval "$(votectl env)"
     python benchmarks/drain.py                     # 200,000 votes, 2 worker processes
+    python benchmarks/drain.py --state-dir /tmp/bench-stack --base-port 24000 --rounds 3
+
+The ceiling is the same stream's rows, cut into batches of the same size and reduced to each
+voter's newest vote as the worker does, upserted with one statement and one COMMIT per batch
+into `votes_bench_raw` (LIKE votes INCLUDING ALL: same columns, same primary key) through the
+same HAProxy port, with as many connections as there are workers: the cost of writing those
+rows at all, without Redis, decoding, the stream-order check, tallies or acknowledgements.
 
 Against throwaway single servers (the fast test tier's: fsync off, so both figures are optimistic):
 
@@ -18,23 +25,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import multiprocessing
 import random
 import secrets
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 from redis import Redis
 from sqlalchemy import Engine, text
+from stackenv import load_config, stack_options  # also puts the checkout on sys.path
 
-from app.config import Config, ConfigError, parse_hostports
+from app.config import Config
 from app.db import make_engine
 from app.redis import make_sentinel, master_client
 from app.stream import GROUP, Vote, split_id
@@ -45,6 +49,8 @@ BENCH_DEAD_LETTER = "votes:bench:dead"
 VOTER_PREFIX = "anon:bench-"
 RAW_TABLE = "votes_bench_raw"
 CLASSIC_VOTES_PER_S = 10
+# Give up when the workers have not moved for this long (the run stays bounded).
+STALL_S = 60
 
 # Remove the benchmark's voters and take their votes back out of the tallies, atomically.
 FORGET_BENCH_VOTERS = text("""
@@ -52,6 +58,14 @@ WITH gone AS (DELETE FROM votes WHERE voter_id LIKE :prefix RETURNING option),
      per_option AS (SELECT option, count(*) AS n FROM gone GROUP BY option)
 UPDATE tallies SET count = tallies.count - per_option.n
 FROM per_option WHERE tallies.option = per_option.option
+""")
+
+# Tallies are exact when every option's count equals its number of rows.
+TALLY_MISMATCHES = text("""
+SELECT coalesce(t.option, r.option), coalesce(t.count, 0), coalesce(r.n, 0)
+FROM tallies t FULL JOIN (SELECT option, count(*) AS n FROM votes GROUP BY option) r
+  ON r.option = t.option
+WHERE coalesce(t.count, 0) <> coalesce(r.n, 0)
 """)
 
 
@@ -83,10 +97,12 @@ def fill_stream(client: Redis, votes: list[Vote], chunk: int = 5000) -> tuple[Ti
     return Timing(len(votes), time.perf_counter() - started), ids
 
 
-def drained(client: Redis) -> bool:
+def progress(client: Redis) -> tuple[bool, tuple]:
+    """(every entry read and acknowledged, a token that changes whenever the workers move)."""
     group = next(g for g in client.xinfo_groups(BENCH_STREAM) if g["name"] == GROUP.encode())
     last = client.xinfo_stream(BENCH_STREAM)["last-generated-id"]
-    return group["pending"] == 0 and group["last-delivered-id"] == last
+    done = group["pending"] == 0 and group["last-delivered-id"] == last
+    return done, (group["pending"], group["last-delivered-id"])
 
 
 def _run_worker(config: Config) -> None:
@@ -117,10 +133,17 @@ def drain(config: Config, client: Redis, count: int, workers: int, in_process: b
     for runner in runners:
         runner.start()
     try:
-        while not drained(client):
+        done, seen = progress(client)
+        moved = time.monotonic()
+        while not done:
             if not any(runner.is_alive() for runner in runners):
                 raise click.ClickException("the workers exited before the stream was drained")
+            if time.monotonic() - moved > STALL_S:
+                raise click.ClickException(f"the workers made no progress for {STALL_S} s")
             time.sleep(0.05)
+            done, token = progress(client)
+            if token != seen:
+                seen, moved = token, time.monotonic()
         elapsed = time.perf_counter() - started
     finally:
         for stop in stoppers:
@@ -130,63 +153,100 @@ def drain(config: Config, client: Redis, count: int, workers: int, in_process: b
     return Timing(count, elapsed)
 
 
-def _copy_rows(engine: Engine, chunks: list[str]) -> None:
-    conn = engine.raw_connection()
+# The ceiling: the same rows, written the same way (one multi-row upsert per batch, rows in
+# voter order, one COMMIT), into a table shaped like `votes`, without the stream-order check,
+# the RETURNING, the tallies, Redis or any decoding.
+RAW_UPSERT = f"""
+INSERT INTO {RAW_TABLE} AS v (voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
+SELECT b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id, to_timestamp(b.ts_ms / 1000.0)
+FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
+     AS b(voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
+ORDER BY b.voter_id
+ON CONFLICT (voter_id) DO UPDATE SET
+    option = EXCLUDED.option, stream_ms = EXCLUDED.stream_ms, stream_seq = EXCLUDED.stream_seq,
+    vote_id = EXCLUDED.vote_id, voted_at = EXCLUDED.voted_at
+"""
+
+
+def raw_batches(votes: list[Vote], ids: list, batch: int) -> list[tuple[list, ...]]:
+    """The stream cut into batches of `batch` entries, each reduced to every voter's newest
+    vote (later in the stream wins, as in the worker) and sorted by voter, as column arrays."""
+    batches = []
+    for start in range(0, len(votes), batch):
+        newest: dict[str, tuple] = {}
+        chunk = zip(votes[start : start + batch], ids[start : start + batch], strict=True)
+        for vote, entry_id in chunk:
+            ms, seq = split_id(entry_id)
+            newest[vote.voter] = (vote.voter, vote.option, ms, seq, vote.vote_id, vote.ts_ms)
+        rows = [newest[voter] for voter in sorted(newest)]
+        batches.append(tuple(list(column) for column in zip(*rows, strict=True)))
+    return batches
+
+
+def _upsert_rows(conn, statements: list[bytes], errors: list[BaseException]) -> None:
     try:
         cursor = conn.cursor()
-        for chunk in chunks:
-            cursor.copy_expert(
-                f"COPY {RAW_TABLE} (voter_id, option, stream_ms, stream_seq, vote_id, voted_at)"
-                " FROM STDIN",
-                io.StringIO(chunk),
-            )
+        for statement in statements:
+            cursor.execute(statement)
             conn.commit()
-    finally:
-        conn.close()
+    except BaseException as exc:  # reported by the caller, whatever it is
+        errors.append(exc)
 
 
-def raw_copy(engine: Engine, votes: list[Vote], ids: list, batch: int, writers: int) -> Timing:
-    """COPY the same rows into a plain copy of `votes`, one commit per batch, `writers` at once.
+def raw_upsert(engine: Engine, votes: list[Vote], ids: list, batch: int, writers: int) -> Timing:
+    """Upsert the same rows into a copy of `votes` (same columns, same primary key), one
+    statement and one COMMIT per batch of `batch` entries, `writers` connections at once.
 
-    A regular (logged, replicated) table with the same columns but no primary key: the cost of
-    writing and committing these rows at all, with nothing to look up.
+    Connections are opened and statements rendered before the clock starts, so this times
+    only the database: the cost of writing and committing these rows at all (synchronous
+    replication included).
     """
-    lines = []
-    for vote, entry_id in zip(votes, ids, strict=True):
-        ms, seq = split_id(entry_id)
-        at = datetime.fromtimestamp(vote.ts_ms / 1000, UTC).isoformat()
-        lines.append(f"{vote.voter}\t{vote.option}\t{ms}\t{seq}\t{vote.vote_id}\t{at}\n")
-    chunks = ["".join(lines[i : i + batch]) for i in range(0, len(lines), batch)]
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS {RAW_TABLE}"))
-        conn.execute(text(f"CREATE TABLE {RAW_TABLE} (LIKE votes INCLUDING DEFAULTS)"))
-    threads = [
-        threading.Thread(target=_copy_rows, args=(engine, chunks[k::writers]))
-        for k in range(writers)
-    ]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+        conn.execute(text(f"CREATE TABLE {RAW_TABLE} (LIKE votes INCLUDING ALL)"))
+    conns = [engine.raw_connection() for _ in range(writers)]
+    errors: list[BaseException] = []
+    try:
+        cursor = conns[0].cursor()
+        statements = [cursor.mogrify(RAW_UPSERT, b) for b in raw_batches(votes, ids, batch)]
+        threads = [
+            threading.Thread(target=_upsert_rows, args=(conn, statements[k::writers], errors))
+            for k, conn in enumerate(conns)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        for conn in conns:
+            conn.close()
     with engine.begin() as conn:
-        copied = conn.execute(text(f"SELECT count(*) FROM {RAW_TABLE}")).scalar_one()
+        stored = conn.execute(text(f"SELECT count(*) FROM {RAW_TABLE}")).scalar_one()
         conn.execute(text(f"DROP TABLE {RAW_TABLE}"))
-    if copied != len(votes):
-        raise click.ClickException(f"raw COPY stored {copied} rows, expected {len(votes)}")
+    if errors:
+        raise click.ClickException(f"raw upsert failed: {errors[0]}")
+    if stored != len({v.voter for v in votes}):
+        raise click.ClickException(f"raw upsert stored {stored} rows, expected one per voter")
     return Timing(len(votes), elapsed)
 
 
 def forget_bench(engine: Engine, client: Redis) -> None:
-    """Remove every trace of a (previous) run: stream, dead letters, voters and their counts."""
+    """Remove every trace of a (previous) run: stream, dead letters, voters and their counts.
+
+    Then VACUUM: the raw upsert writes into a fresh table, so the worker should not pay for
+    the dead rows of earlier rounds either.
+    """
     client.delete(BENCH_STREAM, BENCH_DEAD_LETTER)
     with engine.begin() as conn:
         conn.execute(FORGET_BENCH_VOTERS, {"prefix": VOTER_PREFIX + "%"})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM (ANALYZE) votes, tallies"))
 
 
 def check_result(engine: Engine, votes: list[Vote]) -> None:
-    """Every benchmark voter stored once, with their last vote."""
+    """Every benchmark voter stored once with their last vote, and every tally exact."""
     newest = {v.voter: v.vote_id for v in votes}
     with engine.connect() as conn:
         stored = dict(
@@ -195,15 +255,17 @@ def check_result(engine: Engine, votes: list[Vote]) -> None:
                 {"p": VOTER_PREFIX + "%"},
             ).all()
         )
+        wrong_tallies = conn.execute(TALLY_MISMATCHES).all()
     if stored != newest:
         wrong = sum(1 for voter, vote_id in newest.items() if stored.get(voter) != vote_id)
         raise click.ClickException(f"{wrong} of {len(newest)} voters do not hold their last vote")
+    if wrong_tallies:
+        raise click.ClickException(f"tallies differ from the rows: {wrong_tallies}")
 
 
 @contextlib.contextmanager
 def throwaway_config() -> Iterator[Config]:
     """Start the fast test tier's servers (Redis + replica + Sentinel, Postgres) for this run."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from app.migrate import upgrade
     from ops.db import ensure_role_and_database
     from tests.servers import postgres_server, redis_cluster
@@ -225,58 +287,62 @@ def throwaway_config() -> Iterator[Config]:
         )
 
 
-def environment_config(database_url: str | None, sentinels: str | None) -> Config:
-    try:
-        config = Config.from_env()
-        if database_url:
-            config = dataclasses.replace(config, database_url=database_url)
-        if sentinels:
-            config = dataclasses.replace(
-                config, sentinels=parse_hostports(sentinels, "--sentinels")
-            )
-    except ConfigError as exc:
-        raise click.UsageError(f"{exc} (or use --throwaway-servers)") from None
-    return config
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@stack_options
 @click.option("--votes", default=200_000, show_default=True, help="Entries to put in the stream.")
 @click.option("--voters", default=100_000, show_default=True, help="Distinct voters among them.")
-@click.option("--workers", default=2, show_default=True, help="Worker processes (or threads).")
-@click.option("--batch", type=int, help="Entries per batch [default: WORKER_BATCH, 500].")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    help="Worker processes (or threads); the raw upsert uses as many connections.",
+)
+@click.option("--batch", type=int, help="Entries per batch [default: WORKER_BATCH].")
+@click.option("--rounds", default=1, show_default=True, help="Repeat fill, drain and raw upsert.")
 @click.option("--in-process", is_flag=True, help="Run the workers as threads of this process.")
-@click.option("--database-url", help="Override DATABASE_URL (HAProxy's leader port).")
-@click.option("--sentinels", help="Override REDIS_SENTINELS (host:port,...).")
 @click.option(
     "--throwaway-servers",
     is_flag=True,
-    help="Start single throwaway servers instead (fast tier; fsync off).",
+    help="Start single throwaway servers instead (fast tier; fsync off, no replication).",
 )
 @click.option("--keep", is_flag=True, help="Keep the benchmark's voters in votes/tallies.")
 @click.option("--seed", default=1, show_default=True, help="Seed for the options voted for.")
 def main(
+    state_dir: str | None,
+    base_port: int | None,
     votes: int,
     voters: int,
     workers: int,
     batch: int | None,
+    rounds: int,
     in_process: bool,
-    database_url: str | None,
-    sentinels: str | None,
     throwaway_servers: bool,
     keep: bool,
     seed: int,
 ) -> None:
-    """Measure how fast the worker drains the vote stream into Postgres, beside raw COPY."""
-    if votes < 1 or not 1 <= voters <= votes or workers < 1:
-        raise click.UsageError("need votes >= voters >= 1 and workers >= 1")
+    """Measure how fast the worker drains a pre-filled vote stream into Postgres, beside a
+    raw batched upsert of the same rows into a table shaped like `votes` (the ceiling).
+
+    Reads the stack's settings from the environment (eval "$(votectl env)") or, with
+    --state-dir/--base-port, from `votectl env`. Bounded: the drain gives up when the workers
+    make no progress for 60 s.
+    """
+    if votes < 1 or not 1 <= voters <= votes or workers < 1 or rounds < 1:
+        raise click.UsageError("need votes >= voters >= 1, workers >= 1 and rounds >= 1")
     with contextlib.ExitStack() as stack:
         if throwaway_servers:
             config = stack.enter_context(throwaway_config())
+            click.echo("throwaway servers: fsync off, no replication; both figures are optimistic")
         else:
-            config = environment_config(database_url, sentinels)
+            config, _ = load_config(state_dir, base_port)
         if batch:
             config = dataclasses.replace(config, worker_batch=batch)
-        run(config, votes, voters, workers, in_process, keep, seed, throwaway_servers)
+        results = [
+            run(config, votes, voters, workers, in_process, keep, seed + r, r % 2 == 1)
+            for r in range(rounds)
+        ]
+    if rounds > 1:
+        summarize(results)
 
 
 def run(
@@ -287,8 +353,9 @@ def run(
     in_process: bool,
     keep: bool,
     seed: int,
-    throwaway: bool,
-) -> None:
+    raw_first: bool,
+) -> tuple[float, float]:
+    """One round: fill, drain, check, raw upsert; print and return (drain, raw) rates."""
     client = master_client(config, make_sentinel(config), socket_timeout=10)
     engine = make_engine(config.database_url, pool_size=workers)
     kind = "threads" if in_process else "processes"
@@ -296,38 +363,50 @@ def run(
         f"drain benchmark: {n:,} votes from {voters:,} voters, "
         f"batch {config.worker_batch}, {workers} worker {kind}"
     )
-    click.echo(
-        f"  postgres: {engine.url.render_as_string(hide_password=True)}"
-        + ("  (throwaway server: fsync off, no replication)" if throwaway else "")
-    )
+    click.echo(f"  postgres: {engine.url.render_as_string(hide_password=True)}")
     forget_bench(engine, client)
     try:
         votes = make_votes(n, voters, [o.key for o in config.options], seed)
         client.xgroup_create(BENCH_STREAM, GROUP, id="0", mkstream=True)
         filled, ids = fill_stream(client, votes)
         line("stream fill (pipelined XADD)", filled, "entries/s")
+        if raw_first:  # rounds alternate the order, so that load drifts hit both alike
+            raw = raw_upsert(engine, votes, ids, config.worker_batch, workers)
         engine.dispose()  # worker processes are forked: they must not inherit pooled sockets
         drained_in = drain(config, client, n, workers, in_process)
         check_result(engine, votes)
+        if not raw_first:
+            raw = raw_upsert(engine, votes, ids, config.worker_batch, workers)
         line("worker drain into votes+tallies", drained_in, "votes/s")
-        raw = raw_copy(engine, votes, ids, config.worker_batch, workers)
-        line(f"raw COPY, {config.worker_batch} rows/commit", raw, "rows/s")
-        click.echo(f"  {'worker / raw COPY':34} {drained_in.rate / raw.rate:10.2f}")
+        line(f"raw upsert, {config.worker_batch}/commit (ceiling)", raw, "votes/s")
+        click.echo(f"  {'worker / raw upsert':36} {drained_in.rate / raw.rate:10.2f}")
         classic = f"~{CLASSIC_VOTES_PER_S}"
         click.echo(
-            f"  {'classic example-voting-app worker':34} {classic:>10} votes/s"
+            f"  {'classic example-voting-app worker':36} {classic:>10} votes/s"
             "  (reference figure, not measured here)"
         )
-        click.echo(f"  {'worker / classic':34} {drained_in.rate / CLASSIC_VOTES_PER_S:10.0f}x")
+        click.echo(f"  {'worker / classic':36} {drained_in.rate / CLASSIC_VOTES_PER_S:10.0f}x")
     finally:
         if not keep:
             forget_bench(engine, client)
         engine.dispose()
+        client.close()
+    return drained_in.rate, raw.rate
+
+
+def summarize(results: list[tuple[float, float]]) -> None:
+    """Ranges over the rounds: the machine is shared, so one figure alone means little."""
+    drains, raws = [d for d, _ in results], [r for _, r in results]
+    ratios = [d / r for d, r in results]
+    click.echo(f"over {len(results)} rounds:")
+    click.echo(f"  {'worker drain':36} {min(drains):10,.0f} .. {max(drains):,.0f} votes/s")
+    click.echo(f"  {'raw upsert':36} {min(raws):10,.0f} .. {max(raws):,.0f} votes/s")
+    click.echo(f"  {'worker / raw upsert':36} {min(ratios):10.2f} .. {max(ratios):.2f}")
 
 
 def line(label: str, timing: Timing, unit: str) -> None:
     click.echo(
-        f"  {label:34} {timing.rate:10,.0f} {unit}  ({timing.count:,} in {timing.seconds:.2f} s)"
+        f"  {label:36} {timing.rate:10,.0f} {unit}  ({timing.count:,} in {timing.seconds:.2f} s)"
     )
 
 
