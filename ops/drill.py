@@ -208,7 +208,7 @@ def run_drill(
         voters=options.voters,
         # Every vote from shortly before the failure until FRESH_AFTER_S after it is a new
         # voter's last, so the reconciliation sees each of them.
-        fresh_window=(middle - FRESH_BEFORE_S, middle + FRESH_AFTER_S),
+        fresh_windows=[(middle - FRESH_BEFORE_S, middle + FRESH_AFTER_S)],
         seed=options.seed,
     )
     load.prepare()

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 # be writing the previous one, or the old one could land later and win.
 REQUEST_TIMEOUT_S = (2.0, 35.0)
 CSRF_ATTEMPTS = 5
+# Requests in flight at most; beyond, a vote waits for a thread (its latency starts then).
+MAX_THREADS = 2000
 
 
 @dataclass
@@ -109,10 +111,10 @@ class Load:
     """Open-loop load: `rate` votes/s for `duration` s, spread over `voters` voters.
 
     Each tick picks an idle voter; a voter changes its vote with probability `change`.
-    Inside `fresh_window` (seconds from the start, from-to), every tick is instead a new
-    voter's first and only vote: only a voter's last vote can be checked against Postgres,
-    so around a failure every acknowledged vote must be someone's last, or a lost one
-    could hide behind a later one.
+    Inside each of `fresh_windows` (seconds from the start, from-to), every tick is instead
+    a new voter's first and only vote: only a voter's last vote can be checked against
+    Postgres, so around a failure every acknowledged vote must be someone's last, or a lost
+    one could hide behind a later one.
     """
 
     def __init__(
@@ -124,7 +126,7 @@ class Load:
         duration: float = 20.0,
         voters: int = 300,
         change: float = 0.6,
-        fresh_window: tuple[float, float] | None = None,
+        fresh_windows: Sequence[tuple[float, float]] = (),
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -133,26 +135,47 @@ class Load:
         self.base_url = base_url
         self.options = list(options)
         self.rate, self.duration, self.change = rate, duration, change
-        ticks = int(rate * duration)
-        start, end = fresh_window or (0.0, 0.0)
-        self.fresh_ticks = range(max(0, int(rate * start)), min(ticks, int(rate * end)))
-        fresh = len(self.fresh_ticks)
-        self.voters = [Voter(i, base_url) for i in range(voters + fresh)]
+        self.ticks = int(rate * duration)
+        self.voters = [Voter(i, base_url) for i in range(voters)]
         self.repeat_voters = voters
+        # Each window's new voters, and which window a tick belongs to.
+        self.windows: list[deque[Voter]] = []
+        self._window_of: dict[int, int] = {}
+        for start, end in fresh_windows:
+            ticks = range(max(0, int(rate * start)), min(self.ticks, int(rate * end)))
+            fresh = [Voter(len(self.voters) + i, base_url) for i in range(len(ticks))]
+            self.voters += fresh
+            self._window_of.update(dict.fromkeys(ticks, len(self.windows)))
+            self.windows.append(deque(fresh))
         self.random = random.Random(seed)
         self.clock = clock
         self._idle: deque[Voter] = deque()
-        self._fresh: deque[Voter] = deque(self.voters[voters:])
         self._lock = threading.Lock()
         self._attempts: list[Attempt] = []
 
-    def prepare(self) -> None:
-        """Open every voter's session and fetch its CSRF token (before the clock starts)."""
-        with ThreadPoolExecutor(max_workers=min(32, len(self.voters))) as pool:
-            list(pool.map(self._prepare_one, self.voters))
+    def prepare(self, *, windows: bool = True) -> None:
+        """Open the voters' sessions and fetch their CSRF tokens (before the clock starts).
+
+        With `windows=False` only the returning voters; prepare_window() then readies each
+        window's new voters shortly before it (a long run would otherwise hold thousands).
+        """
+        self._prepare(self.voters[: self.repeat_voters])
         order = self.voters[: self.repeat_voters]
         self.random.shuffle(order)
         self._idle = deque(order)
+        if windows:
+            for index in range(len(self.windows)):
+                self.prepare_window(index)
+
+    def prepare_window(self, index: int, parallel: int = 32) -> None:
+        """Ready the new voters of fresh window `index` (one that is not, fetches on voting);
+        lower `parallel` while the load runs, to keep the extra traffic gentle."""
+        self._prepare(list(self.windows[index]), parallel)
+
+    def _prepare(self, voters: list[Voter], parallel: int = 32) -> None:
+        if voters:
+            with ThreadPoolExecutor(max_workers=min(parallel, len(voters))) as pool:
+                list(pool.map(self._prepare_one, voters))
 
     def _prepare_one(self, voter: Voter) -> None:
         for attempt in range(1, CSRF_ATTEMPTS + 1):
@@ -177,32 +200,35 @@ class Load:
         attempt = voter.vote(option, self.clock)
         with self._lock:
             self._attempts.append(attempt)
-            if voter.index < self.repeat_voters:  # a fresh voter votes once
+            if voter.index < self.repeat_voters:  # a new voter votes once
                 self._idle.append(voter)
+
+    def _next_voter(self, tick: int) -> Voter | None:
+        with self._lock:
+            window = self._window_of.get(tick)
+            if window is not None:
+                return self.windows[window].popleft()
+            return self._idle.popleft() if self._idle else None
 
     def run(self) -> LoadResult:
         """Send the load; returns once every request has an answer (or timed out)."""
         if not self._idle:
             self.prepare()
-        ticks = int(self.rate * self.duration)
         skipped = 0
         started = self.clock()
-        with ThreadPoolExecutor(max_workers=len(self.voters), thread_name_prefix="voter") as pool:
-            for tick in range(ticks):
+        threads = min(len(self.voters), MAX_THREADS)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="voter") as pool:
+            for tick in range(self.ticks):
                 delay = started + tick / self.rate - self.clock()
                 if delay > 0:
                     time.sleep(delay)
-                with self._lock:
-                    if tick in self.fresh_ticks:
-                        voter = self._fresh.popleft()
-                    else:
-                        voter = self._idle.popleft() if self._idle else None
+                voter = self._next_voter(tick)
                 if voter is None:
                     skipped += 1
                     continue
                 pool.submit(self._run_one, voter, self._pick_option(voter))
         ended = self.clock()
         if skipped:
-            logger.warning("%d of %d ticks found every voter waiting", skipped, ticks)
+            logger.warning("%d of %d ticks found every voter waiting", skipped, self.ticks)
         attempts = sorted(self._attempts, key=lambda a: a.started)
         return LoadResult(attempts, started, ended, skipped)
