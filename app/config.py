@@ -111,7 +111,7 @@ class Config:
     login_rate_limit: str = "10 per minute"
     log_format: str = "text"
     worker_name: str = "worker-1"
-    worker_batch: int = 500
+    worker_batch: int = 2000
     worker_block_ms: int = 1000
     worker_claim_idle_ms: int = 30_000
     worker_max_deliveries: int = 5
@@ -164,7 +164,7 @@ class Config:
             login_rate_limit=env.get("LOGIN_RATE_LIMIT", "10 per minute"),
             log_format=log_format,
             worker_name=env.get("WORKER_NAME", "worker-1"),
-            worker_batch=int(_number(env, "WORKER_BATCH", 500)),
+            worker_batch=int(_number(env, "WORKER_BATCH", 2000)),
             worker_block_ms=int(_number(env, "WORKER_BLOCK_MS", 1000)),
             worker_claim_idle_ms=int(_number(env, "WORKER_CLAIM_IDLE_MS", 30_000)),
             worker_max_deliveries=int(_number(env, "WORKER_MAX_DELIVERIES", 5)),

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 import click
 from redis import Redis
 from sqlalchemy import Engine, text
-from stackenv import load_config, stack_options  # also puts the checkout on sys.path
+from stackenv import CpuMeter, load_config, stack_options  # also puts the checkout on sys.path
 
 from app.config import Config
 from app.db import make_engine
@@ -193,13 +193,20 @@ def _upsert_rows(conn, statements: list[bytes], errors: list[BaseException]) -> 
         errors.append(exc)
 
 
-def raw_upsert(engine: Engine, votes: list[Vote], ids: list, batch: int, writers: int) -> Timing:
+def raw_upsert(
+    engine: Engine,
+    votes: list[Vote],
+    ids: list,
+    batch: int,
+    writers: int,
+    meter: CpuMeter | None = None,
+) -> tuple[Timing, dict[str, float]]:
     """Upsert the same rows into a copy of `votes` (same columns, same primary key), one
     statement and one COMMIT per batch of `batch` entries, `writers` connections at once.
 
     Connections are opened and statements rendered before the clock starts, so this times
     only the database: the cost of writing and committing these rows at all (synchronous
-    replication included).
+    replication included), and, with a `meter`, the CPU spent meanwhile.
     """
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS {RAW_TABLE}"))
@@ -213,12 +220,14 @@ def raw_upsert(engine: Engine, votes: list[Vote], ids: list, batch: int, writers
             threading.Thread(target=_upsert_rows, args=(conn, statements[k::writers], errors))
             for k, conn in enumerate(conns)
         ]
+        cpu_before = meter.snapshot() if meter else {}
         started = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
+        cpu = meter.delta(cpu_before, meter.snapshot()) if meter else {}
     finally:
         for conn in conns:
             conn.close()
@@ -229,7 +238,7 @@ def raw_upsert(engine: Engine, votes: list[Vote], ids: list, batch: int, writers
         raise click.ClickException(f"raw upsert failed: {errors[0]}")
     if stored != len({v.voter for v in votes}):
         raise click.ClickException(f"raw upsert stored {stored} rows, expected one per voter")
-    return Timing(len(votes), elapsed)
+    return Timing(len(votes), elapsed), cpu
 
 
 def forget_bench(engine: Engine, client: Redis) -> None:
@@ -305,6 +314,12 @@ def throwaway_config() -> Iterator[Config]:
     is_flag=True,
     help="Start single throwaway servers instead (fast tier; fsync off, no replication).",
 )
+@click.option(
+    "--cpu",
+    is_flag=True,
+    help="Also print the CPU time each part of the stack spent per 1,000 votes "
+    "(needs --state-dir: the local stack's processes).",
+)
 @click.option("--keep", is_flag=True, help="Keep the benchmark's voters in votes/tallies.")
 @click.option("--seed", default=1, show_default=True, help="Seed for the options voted for.")
 def main(
@@ -317,6 +332,7 @@ def main(
     rounds: int,
     in_process: bool,
     throwaway_servers: bool,
+    cpu: bool,
     keep: bool,
     seed: int,
 ) -> None:
@@ -329,16 +345,20 @@ def main(
     """
     if votes < 1 or not 1 <= voters <= votes or workers < 1 or rounds < 1:
         raise click.UsageError("need votes >= voters >= 1, workers >= 1 and rounds >= 1")
+    layout = None
     with contextlib.ExitStack() as stack:
         if throwaway_servers:
             config = stack.enter_context(throwaway_config())
             click.echo("throwaway servers: fsync off, no replication; both figures are optimistic")
         else:
-            config, _ = load_config(state_dir, base_port)
+            config, layout = load_config(state_dir, base_port)
+        if cpu and (throwaway_servers or layout is None):
+            raise click.UsageError("--cpu needs --state-dir (a local stack)")
+        meter = CpuMeter(layout) if cpu else None
         if batch:
             config = dataclasses.replace(config, worker_batch=batch)
         results = [
-            run(config, votes, voters, workers, in_process, keep, seed + r, r % 2 == 1)
+            run(config, votes, voters, workers, in_process, keep, seed + r, r % 2 == 1, meter)
             for r in range(rounds)
         ]
     if rounds > 1:
@@ -354,6 +374,7 @@ def run(
     keep: bool,
     seed: int,
     raw_first: bool,
+    meter: CpuMeter | None = None,
 ) -> tuple[float, float]:
     """One round: fill, drain, check, raw upsert; print and return (drain, raw) rates."""
     client = master_client(config, make_sentinel(config), socket_timeout=10)
@@ -370,13 +391,16 @@ def run(
         client.xgroup_create(BENCH_STREAM, GROUP, id="0", mkstream=True)
         filled, ids = fill_stream(client, votes)
         line("stream fill (pipelined XADD)", filled, "entries/s")
+        cpu: dict[str, dict[str, float]] = {}
         if raw_first:  # rounds alternate the order, so that load drifts hit both alike
-            raw = raw_upsert(engine, votes, ids, config.worker_batch, workers)
+            raw, cpu["raw"] = raw_upsert(engine, votes, ids, config.worker_batch, workers, meter)
         engine.dispose()  # worker processes are forked: they must not inherit pooled sockets
+        before = meter.snapshot() if meter else {}
         drained_in = drain(config, client, n, workers, in_process)
+        cpu["drain"] = meter.delta(before, meter.snapshot()) if meter else {}
         check_result(engine, votes)
         if not raw_first:
-            raw = raw_upsert(engine, votes, ids, config.worker_batch, workers)
+            raw, cpu["raw"] = raw_upsert(engine, votes, ids, config.worker_batch, workers, meter)
         line("worker drain into votes+tallies", drained_in, "votes/s")
         line(f"raw upsert, {config.worker_batch}/commit (ceiling)", raw, "votes/s")
         click.echo(f"  {'worker / raw upsert':36} {drained_in.rate / raw.rate:10.2f}")
@@ -386,12 +410,27 @@ def run(
             "  (reference figure, not measured here)"
         )
         click.echo(f"  {'worker / classic':36} {drained_in.rate / CLASSIC_VOTES_PER_S:10.0f}x")
+        if meter:
+            print_cpu(cpu, n)
     finally:
         if not keep:
             forget_bench(engine, client)
         engine.dispose()
         client.close()
     return drained_in.rate, raw.rate
+
+
+def print_cpu(cpu: dict[str, dict[str, float]], votes: int) -> None:
+    """CPU ms per 1,000 votes by component, for the drain and the raw upsert."""
+    click.echo(f"  CPU ms per 1,000 votes {'drain':>19} {'raw upsert':>12}")
+    kinds = sorted(set(cpu["drain"]) | set(cpu["raw"]), key=lambda k: -cpu["drain"].get(k, 0))
+    for kind in [*kinds, "total"]:
+        if kind == "total":
+            drain_s, raw_s = sum(cpu["drain"].values()), sum(cpu["raw"].values())
+        else:
+            drain_s, raw_s = cpu["drain"].get(kind, 0.0), cpu["raw"].get(kind, 0.0)
+        if max(drain_s, raw_s) / votes * 1e6 >= 1:
+            click.echo(f"    {kind:38} {drain_s / votes * 1e6:7.0f} {raw_s / votes * 1e6:12.0f}")
 
 
 def summarize(results: list[tuple[float, float]]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 # The scripts run as `python benchmarks/x.py`: make `app`, `worker` and `ops` importable.
@@ -83,3 +84,65 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     rank = math.ceil(q / 100 * len(sorted_values))
     return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
+
+
+def _component(proc: psutil.Process) -> str:
+    """What a process of the stack is, for CPU accounting."""
+    name = proc.name()
+    cmdline = " ".join(proc.cmdline())
+    if name.startswith("postgres") or "/postgresql/" in cmdline:
+        return "postgres (3 members, all processes)"
+    if "redis-server" in name or "redis-server" in cmdline:
+        return "redis-sentinel" if "sentinel" in cmdline else "redis-server (3 nodes)"
+    if name == "haproxy":
+        return "haproxy"
+    if "-m worker" in cmdline:
+        return "stack's own workers (idle)"
+    if "gunicorn" in cmdline:
+        return "web apps (idle)"
+    return "other stack processes"
+
+
+class CpuMeter:
+    """CPU seconds used by the local stack's processes (and this process's reaped children),
+    by component, between two snapshots: a figure that depends far less on other work on the
+    machine than wall-clock rates do."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def _processes(self) -> list[psutil.Process]:
+        marker = str(self.layout.state_dir)
+        roots = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            # supervisord (its config is in the state dir) and the postmasters (-D inside it;
+            # Patroni detaches them from supervisord's tree).
+            if marker in cmdline and ("supervisord" in cmdline or "/postgresql/" in cmdline):
+                roots.append(proc)
+        found = {}
+        for root in roots:
+            for proc in [root, *root.children(recursive=True)]:
+                found[proc.pid] = proc
+        return list(found.values())
+
+    def snapshot(self) -> dict[str, float]:
+        """Component -> CPU seconds so far, reaped children included (Postgres backends that
+        ended, a Redis BGSAVE); plus this process and the worker processes it forked."""
+        totals: dict[str, float] = {}
+        for proc in self._processes():
+            try:
+                times = proc.cpu_times()
+                kind = _component(proc)
+            except psutil.Error:
+                continue
+            used = times.user + times.system + times.children_user + times.children_system
+            totals[kind] = totals.get(kind, 0.0) + used
+        me = psutil.Process().cpu_times()
+        totals["benchmark: workers it forked"] = me.children_user + me.children_system
+        totals["benchmark itself"] = me.user + me.system
+        return totals
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {k: after[k] - before.get(k, 0.0) for k in after if after[k] > before.get(k, 0.0)}
