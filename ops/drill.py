@@ -17,6 +17,7 @@ from ops.health import app_checks, infra_checks
 from ops.layout import HOST, REDIS_NODES, Layout
 from ops.load import Attempt, Load, LoadResult
 from ops.reconcile import Row, Snapshot, failures, latency, longest_ack_gap, reconcile
+from ops.supervisor import SupervisorError
 from ops.switchover import METHODS, postgres_switchover, redis_switchover, sentinels_settled
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,7 @@ def run_drill(
         recovered = fault.recover()
     except DrillError as exc:
         problems.append(str(exc))
+        _restart_quietly(ctx, fault.victim)
     # Under the load still running: how long the stack takes to heal must not depend on it.
     try:
         whole_at = wait_for(
@@ -268,6 +270,15 @@ def run_drill(
     report["ok"] = report["ok"] and not problems
     progress(f"{target}: {'OK' if report['ok'] else 'FAILED'}")
     return report
+
+
+def _restart_quietly(ctx: StackContext, member: str) -> None:
+    """Recovery went wrong: still try to leave the victim running, as the drill found it."""
+    try:
+        if ctx.supervisor.state(member) not in {"RUNNING", "STARTING"}:
+            ctx.supervisor.start(member)
+    except SupervisorError as exc:
+        logger.warning("could not restart %s: %s", member, exc)
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
