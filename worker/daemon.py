@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from redis import Redis
 from redis.exceptions import ResponseError
@@ -77,6 +78,9 @@ class VoteWorker:
         self._stopping = False
         self._group_ready = False
         self._batch: Batch | None = None
+        # The next batch, read while the current one is applied (see _read_ahead).
+        self._ahead: Future[Batch] | None = None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
         # Our own pending entries come first (a restart after a crash), then new ones.
         self._pending_cursor: bytes | None = b"0"
         self._claim_cursor: bytes = b"0-0"
@@ -124,11 +128,10 @@ class VoteWorker:
                 if not is_nogroup(exc):
                     raise
                 self._group_lost(exc)
-        if self._batch:
-            logger.info(
-                "stopping: %d entries left unacknowledged; they will be redelivered",
-                len(self._batch),
-            )
+        left = len(self._batch or ()) + self._drop_ahead()
+        self._reader.shutdown()
+        if left:
+            logger.info("stopping: %d entries left unacknowledged; they will be redelivered", left)
         logger.info("worker %s stopped", self.config.worker_name)
         return 0
 
@@ -138,13 +141,36 @@ class VoteWorker:
             self.group.ensure()
             self._group_ready = True
         if self._batch is None:
-            self._batch = self._fetch()
+            self._batch = self._next_batch()
             self.redis_outage.recovered()
         if self._batch:
+            self._read_ahead()
             self._settle(self._batch)
         self._batch = None
         if self._clock() >= self._next_trim:
             self.trim()
+
+    def _next_batch(self) -> Batch:
+        """The batch read ahead during the previous cycle (its error, if it failed), or one
+        read now."""
+        ahead, self._ahead = self._ahead, None
+        return ahead.result() if ahead is not None else self._fetch()
+
+    def _read_ahead(self) -> None:
+        """Start reading the next batch while this one is applied, so that Redis and decoding
+        overlap with Postgres. Safe: reading only delivers entries, which stay pending until
+        acknowledged after their own commit; entries read ahead and then abandoned (a stop, a
+        lost group) are redelivered. Only one read is ever in flight, and the loop reads
+        itself only when none is."""
+        if self._ahead is None and not self._stopping:
+            self._ahead = self._reader.submit(self._fetch)
+
+    def _drop_ahead(self) -> int:
+        """Wait for a read in flight (at most one blocking read) and forget it; its size."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead.exception() is not None:
+            return 0
+        return len(ahead.result())
 
     def _fetch(self) -> Batch:
         """Own pending entries first, then entries idle at dead consumers, then new ones."""
@@ -171,6 +197,7 @@ class VoteWorker:
         logger.warning("consumer group missing (%s); creating it again", exc)
         self._group_ready = False
         self._batch = None
+        self._drop_ahead()
 
     def _claim(self, count: int) -> list[Entry]:
         cursor, entries, deleted = self.group.claim(
