@@ -427,7 +427,8 @@ cli.add_command(drill_commands.switchover)
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, exit statuses from ExitStatus."""
     try:
-        cli.main(args=argv, prog_name="votectl", standalone_mode=False)
+        # Without standalone mode, click returns (not raises) the status of ctx.exit(n).
+        status = cli.main(args=argv, prog_name="votectl", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return ExitStatus.ERROR
@@ -443,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return ExitStatus.OK
+    return status if isinstance(status, int) else ExitStatus.OK
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from ops import render
 from ops import status as status_mod
 from ops.faults import KILLS, DrillError, Fault, StackContext, make_fault, wait_for
 from ops.health import app_checks, infra_checks
-from ops.layout import HOST, REDIS_NODES, Layout
+from ops.layout import HOST, REDIS_NODES, WORKERS, Layout
 from ops.load import Attempt, Load, LoadResult
 from ops.reconcile import Row, Snapshot, failures, latency, longest_ack_gap, reconcile
 from ops.supervisor import SupervisorError
@@ -56,6 +56,9 @@ class DrillOptions:
     method: str = "safe"
     seed: int | None = None
     whole_timeout: float = 180.0
+    # Keep the workers stopped while the load runs: nothing then reads votes off a master
+    # that is about to lose them (the worst case of a plain SENTINEL FAILOVER).
+    stop_workers: bool = False
     drain_timeout: float = 120.0
 
 
@@ -217,6 +220,9 @@ def run_drill(
     progress(
         f"{target}: {options.rate:g} votes/s for {options.duration:g} s; victim {fault.victim}"
     )
+    if options.stop_workers:
+        for worker in WORKERS:
+            ctx.supervisor.stop(worker)
     runner.start()
     time.sleep(middle)
     problems: list[str] = []
@@ -229,6 +235,10 @@ def run_drill(
     except DrillError as exc:
         problems.append(str(exc))
         _restart_quietly(ctx, fault.victim)
+    if options.stop_workers:
+        runner.join()
+        for worker in WORKERS:
+            ctx.supervisor.start(worker)
     # Under the load still running: how long the stack takes to heal must not depend on it.
     try:
         whole_at = wait_for(

@@ -46,6 +46,12 @@ def _progress(message: str) -> None:
     show_default=True,
     help="switchover-redis: our safe procedure, or a plain SENTINEL FAILOVER to measure it.",
 )
+@click.option(
+    "--stop-workers",
+    is_flag=True,
+    help="Keep the workers stopped during the load (the worst case for a plain SENTINEL "
+    "FAILOVER: nothing reads votes off the doomed master).",
+)
 @click.option("--seed", type=int, default=None, help="Seed the voters' choices.")
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 @click.option(
@@ -59,6 +65,7 @@ def drill(
     duration: float,
     voters: int,
     method: str,
+    stop_workers: bool,
     seed: int | None,
     as_json: bool,
     strict: bool,
@@ -72,7 +79,14 @@ def drill(
     saw failures for a target that must be invisible to them).
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = DrillOptions(rate=rate, duration=duration, voters=voters, method=method, seed=seed)
+    options = DrillOptions(
+        rate=rate,
+        duration=duration,
+        voters=voters,
+        method=method,
+        seed=seed,
+        stop_workers=stop_workers,
+    )
     reports = []
     try:
         for name in ALL if target == "all" else [target]:
