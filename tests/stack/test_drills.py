@@ -91,6 +91,32 @@ def test_a_planned_switchover_loses_nothing(stack, target):
     assert report["switchover"]["switch_s"] < 10
 
 
+def test_a_plain_sentinel_failover_loses_votes_nothing_rescues_and_the_drill_says_so(stack):
+    # The old master stays writable and a not-yet-reconfigured replica acknowledges WAIT:
+    # with no worker reading them off the old master, those votes vanish (GUARANTEES.md).
+    result = stack.votectl(
+        "drill",
+        "switchover-redis",
+        "--method",
+        "sentinel-failover",
+        "--stop-workers",
+        "--rate",
+        "50",
+        "--duration",
+        "8",
+        "--voters",
+        "40",
+        "--json",
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr
+    [report] = json.loads(result.stdout)
+    assert report["lost"] > 0
+    assert report["double_counted"] == 0 and report["tally_mismatches"] == []
+    assert whole_problems(StackContext(stack.layout)) == []
+
+
 class RowThief:
     """Deletes one acknowledged vote (and its count) before the drill reconciles."""
 
