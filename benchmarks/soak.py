@@ -28,11 +28,18 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ops.drill import drained, read_snapshot, whole_problems
-from ops.faults import DrillError, StackContext, make_fault, wait_for
+from ops.faults import make_fault
 from ops.layout import Layout
 from ops.load import Attempt, Load
 from ops.reconcile import failures, latency, longest_ack_gap, reconcile
+from ops.stackview import (
+    DrillError,
+    StackContext,
+    drained,
+    read_snapshot,
+    wait_for,
+    whole_problems,
+)
 
 VOTECTL = str(Path(sys.executable).parent / "votectl")
 # Every vote in [kill - BEFORE, kill + AFTER] is a new voter's only one (see ops/load.py).

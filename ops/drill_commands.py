@@ -7,9 +7,10 @@ import logging
 
 import click
 
-from ops.drill import ALL, TARGETS, DrillOptions, render_table, run_drill, strict_ok
-from ops.faults import DrillError, StackContext
+from ops.drill import ALL, TARGETS, DrillOptions, run_drill
+from ops.drill_report import render_table, strict_ok
 from ops.layout import Layout
+from ops.stackview import DrillError, StackContext
 from ops.supervisor import SupervisorError
 from ops.switchover import METHODS, postgres_switchover, redis_switchover
 

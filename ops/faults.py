@@ -6,147 +6,19 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 
 import psutil
-import redis
 import requests
 
-from app.config import Config
-from app.redis import master_client
-from ops import credentials, render
-from ops import status as status_mod
-from ops.layout import HOST, PATRONI_MEMBERS, REDIS_NODES, SENTINELS, WORKERS, Layout
-from ops.supervisor import Supervisor
+from ops.layout import REDIS_NODES, SENTINELS, WORKERS
+from ops.stackview import DrillError, StackContext, wait_for
 
 logger = logging.getLogger(__name__)
 
-POLL_S = 0.1
 # How long a killed member that nothing restarts by itself stays down before the drill
 # starts it again (a replica, a Sentinel: nothing fails over, so nothing to wait for).
 DOWN_FOR_S = 2.0
-
-
-class DrillError(Exception):
-    """The drill could not run or the stack did not recover; the message says where."""
-
-
-def wait_for(
-    predicate: Callable[[], object], what: str, timeout: float, interval: float = POLL_S
-) -> object:
-    """Poll `predicate` until it returns something true; raise DrillError on timeout."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # a member that is down answers with anything
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise DrillError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-@dataclass
-class StackContext:
-    """One local stack as the drill sees it: layout, passwords, supervisord, app settings."""
-
-    layout: Layout
-    creds: dict[str, str] = field(init=False)
-    supervisor: Supervisor = field(init=False)
-    config: Config = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.creds = credentials.load_or_create(self.layout.secrets_file)
-        self.supervisor = Supervisor(self.layout)
-        self.config = Config.from_env(render.app_env(self.layout, self.creds), web=False)
-
-    @cached_property
-    def redis(self) -> redis.Redis:
-        """A Sentinel-managed client of the current master (the same kind the apps use)."""
-        return master_client(self.config)
-
-    @property
-    def web_url(self) -> str:
-        return f"http://{self.layout.addr(self.layout.port('web'))}"
-
-    def status_target(self) -> status_mod.Target:
-        """What `votectl status` looks at for the local stack."""
-        return status_mod.Target(
-            sentinels=[(HOST, self.layout.sentinel_port(s)) for s in SENTINELS],
-            master_name=self.layout.master_name,
-            redis_password=self.creds["REDIS_PASSWORD"],
-            sentinel_password=self.creds["SENTINEL_PASSWORD"],
-            patroni_urls=[
-                f"http://{self.layout.addr(self.layout.api_port(m))}" for m in PATRONI_MEMBERS
-            ],
-            haproxy_stats_url=self.layout.urls()["stats"],
-            haproxy_stats_auth=("admin", self.creds["HAPROXY_STATS_PASSWORD"]),
-            urls=self.layout.urls(),
-        )
-
-    def sentinel(self, name: str) -> redis.Redis:
-        return redis.Redis(
-            HOST,
-            self.layout.sentinel_port(name),
-            password=self.creds["SENTINEL_PASSWORD"],
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
-            decode_responses=True,
-        )
-
-    def node(self, name: str, timeout: float = 1.0) -> redis.Redis:
-        return redis.Redis(
-            HOST,
-            self.layout.redis_port(name),
-            password=self.creds["REDIS_PASSWORD"],
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=True,
-        )
-
-    def node_by_addr(self, addr: str) -> str:
-        port = int(addr.rsplit(":", 1)[1])
-        return next(n for n in REDIS_NODES if self.layout.redis_port(n) == port)
-
-    def sentinel_masters(self) -> dict[str, str | None]:
-        """Each Sentinel's idea of the master's node name (None if it does not answer)."""
-        seen: dict[str, str | None] = {}
-        for name in SENTINELS:
-            client = self.sentinel(name)
-            try:
-                host, port = client.sentinel_get_master_addr_by_name(self.layout.master_name)
-                seen[name] = self.node_by_addr(f"{host}:{port}")
-            except (redis.RedisError, TypeError, StopIteration):
-                seen[name] = None
-            finally:
-                client.close()
-        return seen
-
-    def redis_master(self) -> str:
-        masters = {m for m in self.sentinel_masters().values() if m}
-        if len(masters) != 1:
-            raise DrillError(f"the Sentinels do not agree on a master: {sorted(masters)}")
-        return masters.pop()
-
-    def patroni_cluster(self) -> dict:
-        for member in PATRONI_MEMBERS:
-            try:
-                url = f"http://{self.layout.addr(self.layout.api_port(member))}/cluster"
-                return requests.get(url, timeout=1).json()
-            except (requests.RequestException, ValueError):
-                continue
-        raise DrillError("no Patroni member answers")
-
-    def patroni_role(self, role: str) -> str | None:
-        members = self.patroni_cluster().get("members", [])
-        return next((m["name"] for m in members if m.get("role") == role), None)
-
-    def running(self, member: str) -> bool:
-        return self.supervisor.state(member) == "RUNNING"
 
 
 # --- killing ---------------------------------------------------------------------------------

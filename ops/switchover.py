@@ -10,8 +10,8 @@ import psycopg2
 import redis
 import requests
 
-from ops.faults import DrillError, StackContext, wait_for
 from ops.layout import HOST, REDIS_NODES, SENTINELS
+from ops.stackview import DrillError, StackContext, sentinels_settled, wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,33 +34,6 @@ def _replication(client: redis.Redis) -> tuple[int, dict[str, int]]:
 def _caught_up(client: redis.Redis, want: int) -> bool:
     offset, replicas = _replication(client)
     return sum(o == offset for o in replicas.values()) >= want
-
-
-def sentinels_settled(ctx: StackContext, master: str) -> bool:
-    """Every Sentinel sees every replica as a healthy replica of `master`.
-
-    A Sentinel that has not yet seen a former master report its replica role (it polls
-    replicas every 10 s) "fixes" it back into a replica the moment it is promoted again,
-    and the failover aborts: back-to-back switchovers must wait for this.
-    """
-    port = ctx.layout.redis_port(master)
-    for name in SENTINELS:
-        client = ctx.sentinel(name)
-        try:
-            replicas = client.sentinel_slaves(ctx.layout.master_name)
-        finally:
-            client.close()
-        healthy = [
-            r
-            for r in replicas
-            if r.get("role-reported") == "slave"
-            and r.get("master-link-status") == "ok"
-            and int(r.get("master-port", 0)) == port
-            and not r.get("is_sdown")
-        ]
-        if len(healthy) < len(REDIS_NODES) - 1:
-            return False
-    return True
 
 
 def _demote(old: redis.Redis, new_host: str, new_port: int) -> None:

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from ops.drill import DrillOptions, run_drill, whole_problems
-from ops.faults import StackContext
+from ops.drill import DrillOptions, run_drill
 from ops.load import Attempt
 from ops.render import APP_DB
+from ops.stackview import StackContext, whole_problems
 
 pytestmark = [
     pytest.mark.stack,
