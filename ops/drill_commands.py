@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import click
 
 from ops.drill import ALL, TARGETS, DrillOptions, run_drill
 from ops.drill_report import render_table, strict_ok
 from ops.layout import Layout
+from ops.load import Attempt
 from ops.stackview import DrillError, StackContext
 from ops.supervisor import SupervisorError
 from ops.switchover import METHODS, postgres_switchover, redis_switchover
@@ -21,6 +23,15 @@ def _layout(ctx: click.Context) -> Layout:
 
 def _progress(message: str) -> None:
     click.echo(f"  {message}", err=True)
+
+
+def _recorder(path: Path, target: str):
+    def record(_stack: StackContext, attempts: list[Attempt]) -> None:
+        with path.open("a") as out:
+            for attempt in attempts:
+                out.write(json.dumps({"target": target, **attempt.as_dict()}) + "\n")
+
+    return record
 
 
 @click.command()
@@ -54,6 +65,13 @@ def _progress(message: str) -> None:
     "FAILOVER: nothing reads votes off the doomed master).",
 )
 @click.option("--seed", type=int, default=None, help="Seed the voters' choices.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Append every vote attempt to this file as JSON lines (voter, option, vote_id, "
+    "status or exception, start and end).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 @click.option(
     "--strict", is_flag=True, help="Also fail when voters saw errors where none are expected."
@@ -68,6 +86,7 @@ def drill(
     method: str,
     stop_workers: bool,
     seed: int | None,
+    record: str | None,
     as_json: bool,
     strict: bool,
 ) -> None:
@@ -91,7 +110,10 @@ def drill(
     reports = []
     try:
         for name in ALL if target == "all" else [target]:
-            reports.append(run_drill(_layout(ctx), name, options, progress=_progress))
+            hook = _recorder(Path(record), name) if record else None
+            reports.append(
+                run_drill(_layout(ctx), name, options, progress=_progress, before_reconcile=hook)
+            )
     except (DrillError, SupervisorError) as exc:
         if reports:
             click.echo(render_table(reports), err=True)
