@@ -3,9 +3,10 @@
 Each vote is a real browser-like request: POST /api/votes through HAProxy with the voter's
 own session cookie and X-CSRFToken (from GET /api/csrf). The clock starts when the 202 arrives
 and stops when the vote's row is visible in Postgres (polled by vote_id, by default through
-HAProxy's replica port, which is what /api/results reads). The sender is open-loop: vote i is
-due at start + i / rate whatever happened to earlier ones, so a slow system shows up as
-latency and as a lower achieved rate, not as a politely slower client.
+HAProxy's replica port, which is what /api/results reads; by primary key when the vote API
+answers the voter id). The sender is open-loop: vote i is due at start + i / rate whatever
+happened to earlier ones, so a slow system shows up as latency and as a lower achieved rate,
+not as a politely slower client.
 
     python benchmarks/latency.py --state-dir /tmp/bench-stack --base-port 24000
     eval "$(votectl env)"; python benchmarks/latency.py --rate 500 --duration 30
@@ -41,7 +42,9 @@ WITH gone AS (DELETE FROM votes WHERE vote_id = ANY(:ids) RETURNING option),
 UPDATE tallies SET count = tallies.count - per_option.n
 FROM per_option WHERE tallies.option = per_option.option
 """)
-SEEN = "SELECT vote_id FROM votes WHERE vote_id = ANY(%s)"
+# By primary key when the vote API names the voter (it does since 072d1aa), else a scan.
+SEEN_BY_VOTER = "SELECT vote_id FROM votes WHERE voter_id = ANY(%s) AND vote_id = ANY(%s)"
+SEEN_BY_VOTE_ID = "SELECT vote_id FROM votes WHERE vote_id = ANY(%s)"
 # A vote not visible after this long counts as unseen (and its voter may vote again).
 GIVE_UP_S = 30.0
 
@@ -89,8 +92,8 @@ class Web:
             raise click.ClickException(f"GET /api/csrf answered {status}: {body[:200]!r}")
         return Voter(cookie.split(";", 1)[0], json.loads(body)["csrf_token"])
 
-    def vote(self, voter: Voter, option: str) -> tuple[int, str | None]:
-        """POST /api/votes as `voter`: (status, vote_id when accepted)."""
+    def vote(self, voter: Voter, option: str) -> tuple[int, dict | None]:
+        """POST /api/votes as `voter`: (status, the JSON answer when accepted)."""
         headers = {
             "Content-Type": "application/json",
             "Cookie": voter.cookie,
@@ -100,7 +103,7 @@ class Web:
         status, cookie, reply = self.request("POST", "/api/votes", body, headers)
         if cookie:
             voter.cookie = cookie.split(";", 1)[0]
-        return status, json.loads(reply)["vote_id"] if status == 202 else None
+        return status, json.loads(reply) if status == 202 else None
 
 
 @dataclasses.dataclass
@@ -131,15 +134,15 @@ class Observer(threading.Thread):
         super().__init__(daemon=True)
         self.engine, self.interval, self.idle = engine, interval, idle
         self.lock = threading.Lock()
-        self.pending: dict[str, tuple[float, Voter, bool]] = {}
+        self.pending: dict[str, tuple[float, Voter, bool, str | None]] = {}
         self.seen: list[tuple[float, bool]] = []  # (latency, counted)
         self.unseen = 0
         self.stopping = threading.Event()
         self.error: BaseException | None = None
 
-    def add(self, vote_id: str, accepted_at: float, voter: Voter, counted: bool) -> None:
+    def add(self, answer: dict, accepted_at: float, voter: Voter, counted: bool) -> None:
         with self.lock:
-            self.pending[vote_id] = (accepted_at, voter, counted)
+            self.pending[answer["vote_id"]] = (accepted_at, voter, counted, answer.get("voter"))
 
     def outstanding(self) -> int:
         with self.lock:
@@ -161,18 +164,22 @@ class Observer(threading.Thread):
     def _poll(self, cursor) -> None:
         with self.lock:
             ids = list(self.pending)
+            voter_ids = [entry[3] for entry in self.pending.values()]
         if not ids:
             return
         asked = time.perf_counter()
-        cursor.execute(SEEN, (ids,))
+        if all(voter_ids):
+            cursor.execute(SEEN_BY_VOTER, (voter_ids, ids))
+        else:
+            cursor.execute(SEEN_BY_VOTE_ID, (ids,))
         found = {row[0] for row in cursor.fetchall()}
         with self.lock:
             for vote_id in found:
-                accepted_at, voter, counted = self.pending.pop(vote_id)
+                accepted_at, voter, counted, _ = self.pending.pop(vote_id)
                 # The row was visible at the snapshot taken just after `asked`.
                 self.seen.append((max(asked - accepted_at, 0.0), counted))
                 self.idle.put(voter)
-            for vote_id, (accepted_at, voter, _) in list(self.pending.items()):
+            for vote_id, (accepted_at, voter, _, _) in list(self.pending.items()):
                 if asked - accepted_at > GIVE_UP_S:
                     del self.pending[vote_id]
                     self.unseen += 1
@@ -211,24 +218,24 @@ def run_phase(
                 continue
             sent = time.perf_counter()
             try:
-                status, vote_id = web.vote(voter, rng.choice(options))
+                status, answer = web.vote(voter, rng.choice(options))
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                status, vote_id = type(exc).__name__, None
+                status, answer = type(exc).__name__, None
             done = time.perf_counter()
             with lock:
                 phase.sent += 1
                 phase.late.append(sent - due)
                 last_send[0] = max(last_send[0], sent)
-                if vote_id is None:
+                if answer is None:
                     phase.errors[status] = phase.errors.get(status, 0) + 1
                 else:
                     phase.accepted += 1
                     phase.post_times.append(done - sent)
-                    phase.vote_ids.append(vote_id)
-            if vote_id is None:
+                    phase.vote_ids.append(answer["vote_id"])
+            if answer is None:
                 observer.idle.put(voter)
             else:
-                observer.add(vote_id, done, voter, counted=due - started >= warmup)
+                observer.add(answer, done, voter, counted=due - started >= warmup)
 
     workers = [threading.Thread(target=sender, daemon=True) for _ in range(threads)]
     for worker in workers:
