@@ -161,19 +161,24 @@ class VoteWorker:
         overlap with Postgres. Safe: reading only delivers entries, which stay pending until
         acknowledged after their own commit; entries read ahead and then abandoned (a stop, a
         lost group) are redelivered. Only one read is ever in flight, and the loop reads
-        itself only when none is."""
+        itself only when none is.
+
+        The read does not block: it takes what is already waiting (a backlog), and otherwise
+        the next cycle's blocking read collects what arrived meanwhile into one batch, instead
+        of waking up for the first new entry and cutting the batch short."""
         if self._ahead is None and not self._stopping:
-            self._ahead = self._reader.submit(self._fetch)
+            self._ahead = self._reader.submit(self._fetch, block=False)
 
     def _drop_ahead(self) -> int:
-        """Wait for a read in flight (at most one blocking read) and forget it; its size."""
+        """Wait for a read in flight (a non-blocking one) and forget it; its size."""
         ahead, self._ahead = self._ahead, None
         if ahead is None or ahead.exception() is not None:
             return 0
         return len(ahead.result())
 
-    def _fetch(self) -> Batch:
-        """Own pending entries first, then entries idle at dead consumers, then new ones."""
+    def _fetch(self, block: bool = True) -> Batch:
+        """Own pending entries first, then entries idle at dead consumers, then new ones
+        (waiting up to WORKER_BLOCK_MS for them when `block`)."""
         count = self.config.worker_batch
         if self._pending_cursor is not None:
             entries = self.group.read(self._pending_cursor, count)
@@ -186,7 +191,8 @@ class VoteWorker:
             entries = self._claim(count)
             if entries:
                 return self._decode(entries)
-        return self._decode(self.group.read(">", count, self.config.worker_block_ms))
+        block_ms = self.config.worker_block_ms if block else None
+        return self._decode(self.group.read(">", count, block_ms))
 
     def _group_lost(self, exc: ResponseError) -> None:
         """The group vanished (a failover to a replica without it): recreate it at id 0.
