@@ -136,6 +136,8 @@ def restore_database(source: BackupSource, backup_dir: Path) -> None:
     """Replace the database's contents with the backup's (pg_restore --clean)."""
     verify(backup_dir)
     args, env = _libpq(source.database_url)
+    # Owners are restored as dumped (the app role, no --no-owner): tables re-created as the
+    # superuser's would lock the apps and workers out of their own schema.
     _run(
         "pg_restore",
         [
@@ -143,7 +145,6 @@ def restore_database(source: BackupSource, backup_dir: Path) -> None:
             *args,
             "--clean",
             "--if-exists",
-            "--no-owner",
             "--single-transaction",
             str(backup_dir / "votes.dump"),
         ],

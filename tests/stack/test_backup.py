@@ -14,7 +14,8 @@ def app_query(stack, sql: str, *params):
     return stack.sql(sql, *params, database="votes")
 
 
-def cast_vote(stack, option: str = "dogs") -> None:
+def cast_vote(stack, option: str = "dogs") -> str:
+    """Vote through HAProxy as a new voter; return the voter id."""
     web = requests.Session()
     token = web.get(f"{stack.urls['web']}/api/csrf", timeout=5).json()["csrf_token"]
     reply = web.post(
@@ -24,6 +25,16 @@ def cast_vote(stack, option: str = "dogs") -> None:
         timeout=10,
     )
     assert reply.status_code == 202, reply.text
+    return reply.json()["voter"]
+
+
+def wait_counted(stack, voter: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app_query(stack, "SELECT 1 FROM votes WHERE voter_id = %s", voter):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the vote of {voter} was not counted within {timeout}s")
 
 
 def test_backup_then_restore_brings_the_data_back(stack, tmp_path):
@@ -40,6 +51,8 @@ def test_backup_then_restore_brings_the_data_back(stack, tmp_path):
     stack.votectl("restore", backup_dir, "--yes")
     names = {row[0] for row in app_query(stack, "SELECT username FROM accounts")}
     assert marker in names and "after-backup" not in names
+    # The restored schema still belongs to the app: new votes are counted again.
+    wait_counted(stack, cast_vote(stack, "cats"))
 
 
 def test_a_damaged_backup_is_refused_and_the_database_untouched(stack, tmp_path):
