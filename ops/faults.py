@@ -180,41 +180,39 @@ def _app_instance(ctx: StackContext) -> Fault:
     return fault
 
 
-def _patroni_leader(ctx: StackContext) -> Fault:
-    victim = ctx.patroni_role("leader")
+def _patroni_member(
+    ctx: StackContext, target: str, roles: tuple[str, ...], replaced: str, what: str, timeout: float
+) -> Fault:
+    """Hard-kill the holder of the first of `roles`; recovered once another holds `replaced`."""
+    victim = next((v for v in map(ctx.patroni_role, roles) if v), None)
     if victim is None:
-        raise DrillError("Patroni has no leader")
+        raise DrillError(f"Patroni has no {' or '.join(roles)}")
 
     def recover() -> float:
-        wait_for(
-            lambda: ctx.patroni_role("leader") not in (None, victim),
-            "Patroni to elect a new leader",
-            90,
-        )
+        wait_for(lambda: ctx.patroni_role(replaced) not in (None, victim), what, timeout)
         back = time.monotonic()
         _restart(ctx, victim)
         return back
 
-    return Fault("patroni-leader", victim, lambda: hard_kill_patroni(ctx, victim), recover)
+    return Fault(target, victim, lambda: hard_kill_patroni(ctx, victim), recover)
+
+
+def _patroni_leader(ctx: StackContext) -> Fault:
+    return _patroni_member(
+        ctx, "patroni-leader", ("leader",), "leader", "Patroni to elect a new leader", 90
+    )
 
 
 def _patroni_replica(ctx: StackContext) -> Fault:
     # The synchronous standby: losing it stalls commits until Patroni picks the other one.
-    victim = ctx.patroni_role("sync_standby") or ctx.patroni_role("replica")
-    if victim is None:
-        raise DrillError("Patroni has no replica")
-
-    def recover() -> float:
-        wait_for(
-            lambda: ctx.patroni_role("sync_standby") not in (None, victim),
-            "Patroni to pick another synchronous standby",
-            60,
-        )
-        back = time.monotonic()
-        _restart(ctx, victim)
-        return back
-
-    return Fault("patroni-replica", victim, lambda: hard_kill_patroni(ctx, victim), recover)
+    return _patroni_member(
+        ctx,
+        "patroni-replica",
+        ("sync_standby", "replica"),
+        "sync_standby",
+        "Patroni to pick another synchronous standby",
+        60,
+    )
 
 
 KILLS: dict[str, Callable[[StackContext], Fault]] = {
