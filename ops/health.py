@@ -78,13 +78,13 @@ def _sentinels(layout: Layout, creds: dict[str, str]) -> None:
         client.execute_command("SENTINEL CKQUORUM", layout.master_name)
 
 
-def patroni_cluster(layout: Layout) -> dict:
+def patroni_cluster(layout: Layout, timeout: float = 2.0) -> dict:
     """Patroni's /cluster view from the first member that answers."""
     errors = []
     for member in PATRONI_MEMBERS:
         try:
             reply = requests.get(
-                f"http://{layout.addr(layout.api_port(member))}/cluster", timeout=2
+                f"http://{layout.addr(layout.api_port(member))}/cluster", timeout=timeout
             )
             return reply.json()
         except (requests.RequestException, ValueError) as exc:

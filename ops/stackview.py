@@ -9,19 +9,18 @@ from functools import cached_property
 
 import psycopg2
 import redis
-import requests
 
 from app.config import Config
 from app.redis import master_client
+from app.stream import GROUP, STREAM
 from ops import credentials, render
 from ops import status as status_mod
-from ops.health import app_checks, infra_checks
+from ops.health import Unhealthy, app_checks, infra_checks, patroni_cluster
 from ops.layout import HOST, PATRONI_MEMBERS, REDIS_NODES, SENTINELS, Layout
 from ops.reconcile import Row, Snapshot
 from ops.supervisor import Supervisor
 
 POLL_S = 0.1
-STREAM, GROUP = "votes", "workers"
 
 
 class DrillError(Exception):
@@ -129,13 +128,10 @@ class StackContext:
         return masters.pop()
 
     def patroni_cluster(self) -> dict:
-        for member in PATRONI_MEMBERS:
-            try:
-                url = f"http://{self.layout.addr(self.layout.api_port(member))}/cluster"
-                return requests.get(url, timeout=1).json()
-            except (requests.RequestException, ValueError):
-                continue
-        raise DrillError("no Patroni member answers")
+        try:
+            return patroni_cluster(self.layout, timeout=1.0)
+        except Unhealthy as exc:
+            raise DrillError(str(exc)) from None
 
     def patroni_role(self, role: str) -> str | None:
         members = self.patroni_cluster().get("members", [])

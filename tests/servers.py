@@ -17,18 +17,9 @@ from pathlib import Path
 
 import redis
 
+from ops.render import pg_bindir
+
 PG_USER = "postgres"
-
-
-def pg_bindir() -> Path:
-    """Where Debian keeps PostgreSQL's server binaries (15 preferred)."""
-    for candidate in [
-        Path("/usr/lib/postgresql/15/bin"),
-        *sorted(Path("/usr/lib/postgresql").glob("*/bin")),
-    ]:
-        if (candidate / "postgres").exists():
-            return candidate
-    raise RuntimeError("PostgreSQL server binaries not found: run ./dev bootstrap")
 
 
 def free_port(start: int = 24000, end: int = 28000) -> int:

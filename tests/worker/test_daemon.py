@@ -127,6 +127,13 @@ def test_acknowledged_entries_are_trimmed(worker_config, ledger, rclient, db):
     assert sample(worker, "vote_worker_stream_length") == 0
 
 
+def assert_one_outage_logged(caplog, service: str) -> None:
+    """Exactly one line when the outage starts and one when it ends, not one per retry."""
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if m.startswith(f"{service} unavailable:")]) == 1
+    assert len([m for m in messages if m.startswith(f"{service} back after")]) == 1
+
+
 def test_postgres_outage_is_waited_out_with_one_log_line_each_way(
     worker_config, ledger, rclient, db, database_url, pg_server, caplog
 ):
@@ -158,9 +165,7 @@ def test_postgres_outage_is_waited_out_with_one_log_line_each_way(
     finally:
         proxy.close()
         engine.dispose()
-    messages = [r.getMessage() for r in caplog.records]
-    assert len([m for m in messages if m.startswith("postgres unavailable:")]) == 1
-    assert len([m for m in messages if m.startswith("postgres back after")]) == 1
+    assert_one_outage_logged(caplog, "postgres")
     assert_exact(db, ledger)
 
 
@@ -190,9 +195,7 @@ def test_redis_outage_is_waited_out(
     finally:
         proxy.close()
         engine.dispose()
-    messages = [r.getMessage() for r in caplog.records]
-    assert len([m for m in messages if m.startswith("redis unavailable:")]) == 1
-    assert len([m for m in messages if m.startswith("redis back after")]) == 1
+    assert_one_outage_logged(caplog, "redis")
     assert_exact(db, ledger)
 
 
