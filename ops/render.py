@@ -333,10 +333,26 @@ def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
         for worker in WORKERS
     ]
     # Scheduled backups (hourly, 24 kept) into the state dir: the same command operators run.
-    programs.append(Program("backup", [
-        venv_bin("votectl"), "--state-dir", str(layout.state_dir), "--base-port",
-        str(layout.base_port), "backup", "--every", "3600", "--keep", "24",
-    ], priority=90, autostart=False, stopwaitsecs=30))
+    programs.append(
+        Program(
+            "backup",
+            [
+                venv_bin("votectl"),
+                "--state-dir",
+                str(layout.state_dir),
+                "--base-port",
+                str(layout.base_port),
+                "backup",
+                "--every",
+                "3600",
+                "--keep",
+                "24",
+            ],
+            priority=90,
+            autostart=False,
+            stopwaitsecs=30,
+        )
+    )
     return programs
 
 
