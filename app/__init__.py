@@ -6,7 +6,9 @@ from flask import Blueprint, Flask, Response
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import Config
+from app import auth, errors, health, metrics, ratelimit, resources, sessions
+from core.config import Config
+from core.logs import configure_logging
 
 APPS = ("vote", "result", "login")
 
@@ -38,11 +40,6 @@ def create_app(name: str, config: Config | None = None) -> Flask:
     """Build the `name` app ("vote", "result" or "login"); config defaults to the environment."""
     if name not in APPS:
         raise ValueError(f"unknown app {name!r}: expected one of {', '.join(APPS)}")
-    # Imported here so that the worker and votectl, which import app.config and app.stream,
-    # do not load the web stack.
-    from app import auth, errors, health, metrics, ratelimit, resources, sessions
-    from app.logs import configure_logging
-
     config = config or Config.from_env()
     configure_logging(config.log_format)
     app = Flask(__name__)

@@ -1,4 +1,5 @@
-"""A voter's current choice: the newer of this session's last vote and the worker's Postgres row."""
+"""A voter's current choice: the newer, by stream position, of this session's last vote and
+the worker's Postgres row (the same rule the worker applies: last vote wins by stream order)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.auth import CHOICES
-from app.models import votes
 from app.resources import get_resources
-from app.stream import Vote
+from core.models import votes
+from core.stream import MalformedVote, Vote, split_id
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +25,16 @@ class Choice:
 
     option: str
     vote_id: str
-    ts_ms: int
+    # Where the vote entered the stream (ms, seq): what decides which vote is the last.
+    position: tuple[int, int]
     counted: bool = False
 
 
-def remember_vote(vote: Vote) -> None:
-    """Keep an accepted vote in the session, to show it before the worker applies it."""
+def remember_vote(vote: Vote, entry_id: str) -> None:
+    """Keep an accepted vote and its stream id in the session, to show it before the worker
+    applies it."""
     choices = dict(session.get(CHOICES) or {})
-    choices[vote.voter] = {"option": vote.option, "vote_id": vote.vote_id, "ts": vote.ts_ms}
+    choices[vote.voter] = {"option": vote.option, "vote_id": vote.vote_id, "entry": entry_id}
     session[CHOICES] = choices
 
 
@@ -41,21 +44,21 @@ def remembered_choice(voter: str) -> Choice | None:
     if not isinstance(raw, dict):
         return None
     try:
-        return Choice(str(raw["option"]), str(raw["vote_id"]), int(raw["ts"]))
-    except (KeyError, TypeError, ValueError):
+        return Choice(str(raw["option"]), str(raw["vote_id"]), split_id(str(raw["entry"])))
+    except (KeyError, TypeError, MalformedVote):
         return None
 
 
 def recorded_choice(engine: Engine, voter: str) -> Choice | None:
     """The voter's row in Postgres (one primary-key lookup), if the worker has written it."""
-    query = select(votes.c.option, votes.c.vote_id, votes.c.voted_at).where(
+    query = select(votes.c.option, votes.c.vote_id, votes.c.stream_ms, votes.c.stream_seq).where(
         votes.c.voter_id == voter
     )
     with engine.connect() as conn:
         row = conn.execute(query).first()
     if row is None:
         return None
-    return Choice(row.option, row.vote_id, int(row.voted_at.timestamp() * 1000), counted=True)
+    return Choice(row.option, row.vote_id, (row.stream_ms, row.stream_seq), counted=True)
 
 
 def current_choice(voter: str, *, look_up: bool) -> Choice | None:
@@ -77,4 +80,4 @@ def current_choice(voter: str, *, look_up: bool) -> Choice | None:
         return remembered
     if remembered is None or recorded.vote_id == remembered.vote_id:
         return recorded
-    return recorded if recorded.ts_ms > remembered.ts_ms else remembered
+    return recorded if recorded.position > remembered.position else remembered

@@ -12,7 +12,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from app import metrics
-from app.ballot_box import master_is_moving
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +37,8 @@ _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 def is_transient(exc: BaseException | None) -> bool:
     """Errors of a data store that is failing over or unreachable: the client may retry."""
     if isinstance(exc, redis_errors.RedisError):
-        return isinstance(exc, _REDIS_TRANSIENT) or (
-            isinstance(exc, redis_errors.ResponseError) and master_is_moving(exc)
-        )
+        # The master client turns a moving master's replies into ConnectionError.
+        return isinstance(exc, _REDIS_TRANSIENT)
     return isinstance(exc, OperationalError | PoolTimeoutError)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from app.config import Config, ConfigError, GunicornSettings
+from core.config import Config, ConfigError, GunicornSettings
 
 try:
     _settings = GunicornSettings.from_env()

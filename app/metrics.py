@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-from app.config import Config
+from core.config import Config
 
 EXTENSION = "ha_vote_metrics"
 # Probes and scrapes would drown the real traffic.

@@ -9,9 +9,9 @@ from redis.client import Redis
 from redis.sentinel import Sentinel
 from sqlalchemy import Engine
 
-from app.config import Config
-from app.db import make_engines
-from app.redis import make_sentinel, master_client
+from core.config import Config
+from core.db import make_engines
+from core.redis_client import make_sentinel, master_client
 
 EXTENSION = "ha_vote"
 

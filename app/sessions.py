@@ -7,7 +7,7 @@ from flask.sessions import SessionMixin
 from flask_session.redis import RedisSessionInterface
 from redis.client import Redis
 
-from app.config import Config
+from core.config import Config
 
 # The same name in every app, so one session (login, anonymous voter) works across them.
 COOKIE_NAME = "vote_session"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from app import APPS, create_app
-from app.config import ConfigError
+from core.config import ConfigError
 
 __all__ = list(APPS)
 

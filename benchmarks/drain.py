@@ -38,10 +38,10 @@ from redis import Redis
 from sqlalchemy import Engine, text
 from stackenv import CpuMeter, load_config, stack_options  # also puts the checkout on sys.path
 
-from app.config import Config
-from app.db import make_engine
-from app.redis import make_sentinel, master_client
-from app.stream import GROUP, Vote, split_id
+from core.config import Config
+from core.db import make_engine
+from core.redis_client import make_sentinel, master_client
+from core.stream import GROUP, Vote, split_id
 from worker.daemon import VoteWorker
 
 BENCH_STREAM = "votes:bench"
@@ -275,7 +275,7 @@ def check_result(engine: Engine, votes: list[Vote]) -> None:
 @contextlib.contextmanager
 def throwaway_config() -> Iterator[Config]:
     """Start the fast test tier's servers (Redis + replica + Sentinel, Postgres) for this run."""
-    from app.migrate import upgrade
+    from core.migrate import upgrade
     from ops.db import ensure_role_and_database
     from tests.servers import postgres_server, redis_cluster
 

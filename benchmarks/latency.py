@@ -20,20 +20,20 @@ keeps them); their sessions expire as usual.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import itertools
-import json
 import queue
 import random
 import threading
 import time
-from urllib.parse import urlsplit
 
 import click
+import requests
 from sqlalchemy import Engine, text
-from stackenv import load_config, percentile, stack_options, web_url
+from stackenv import load_config, stack_options, web_url
 
-from app.db import make_engine
+from core.db import make_engine
+from ops.figures import percentile
+from ops.voter import Voter, shared_http
 
 # Remove the benchmark's rows (found by their last vote_id) and their counts, atomically.
 FORGET_VOTES = text("""
@@ -47,63 +47,6 @@ SEEN_BY_VOTER = "SELECT vote_id FROM votes WHERE voter_id = ANY(%s) AND vote_id 
 SEEN_BY_VOTE_ID = "SELECT vote_id FROM votes WHERE vote_id = ANY(%s)"
 # A vote not visible after this long counts as unseen (and its voter may vote again).
 GIVE_UP_S = 30.0
-
-
-@dataclasses.dataclass
-class Voter:
-    """One browser: its session cookie and CSRF token."""
-
-    cookie: str
-    token: str
-
-
-class Web:
-    """Keep-alive HTTP/1.1 connections to the web front (one per thread)."""
-
-    def __init__(self, base: str) -> None:
-        parts = urlsplit(base)
-        if parts.scheme != "http" or not parts.hostname:
-            raise click.UsageError(f"--url: expected http://host:port, got {base!r}")
-        self.host, self.port, self.prefix = parts.hostname, parts.port or 80, parts.path
-        self.local = threading.local()
-
-    def request(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple:
-        """(status, Set-Cookie value or None, body); reconnects once if the connection died."""
-        for attempt in (1, 2):
-            conn = getattr(self.local, "conn", None)
-            if conn is None:
-                conn = self.local.conn = http.client.HTTPConnection(
-                    self.host, self.port, timeout=15
-                )
-            try:
-                conn.request(method, self.prefix + path, body=body, headers=headers)
-                resp = conn.getresponse()
-                return resp.status, resp.getheader("Set-Cookie"), resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                self.local.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def new_voter(self) -> Voter:
-        status, cookie, body = self.request("GET", "/api/csrf", None, {})
-        if status != 200 or not cookie:
-            raise click.ClickException(f"GET /api/csrf answered {status}: {body[:200]!r}")
-        return Voter(cookie.split(";", 1)[0], json.loads(body)["csrf_token"])
-
-    def vote(self, voter: Voter, option: str) -> tuple[int, dict | None]:
-        """POST /api/votes as `voter`: (status, the JSON answer when accepted)."""
-        headers = {
-            "Content-Type": "application/json",
-            "Cookie": voter.cookie,
-            "X-CSRFToken": voter.token,
-        }
-        body = json.dumps({"option": option}).encode()
-        status, cookie, reply = self.request("POST", "/api/votes", body, headers)
-        if cookie:
-            voter.cookie = cookie.split(";", 1)[0]
-        return status, json.loads(reply) if status == 202 else None
 
 
 @dataclasses.dataclass
@@ -187,7 +130,6 @@ class Observer(threading.Thread):
 
 
 def run_phase(
-    web: Web,
     observer: Observer,
     phase: Phase,
     duration: float,
@@ -206,6 +148,7 @@ def run_phase(
 
     def sender() -> None:
         rng = random.Random()
+        http = shared_http()  # one keep-alive pool per thread, shared by its voters
         while (i := next(counter)) < total:
             due = started + i / phase.rate
             if (wait := due - time.perf_counter()) > 0:
@@ -217,9 +160,12 @@ def run_phase(
                     phase.errors["no idle voter"] = phase.errors.get("no idle voter", 0) + 1
                 continue
             sent = time.perf_counter()
+            voter.http = http
             try:
-                status, answer = web.vote(voter, rng.choice(options))
-            except (OSError, http.client.HTTPException, ValueError) as exc:
+                reply = voter.vote(rng.choice(options))
+                status = reply.status_code
+                answer = reply.json() if status == 202 else None
+            except (requests.RequestException, ValueError) as exc:
                 status, answer = type(exc).__name__, None
             done = time.perf_counter()
             with lock:
@@ -254,15 +200,20 @@ def run_phase(
     return phase
 
 
-def make_voters(web: Web, count: int, parallel: int = 8) -> list[Voter]:
+def make_voters(base: str, count: int, parallel: int = 8) -> list[Voter]:
     """`count` fresh sessions, each with its CSRF token."""
     voters: list[Voter] = []
     lock = threading.Lock()
     counter = itertools.count()
 
     def make() -> None:
+        http = shared_http()
         while next(counter) < count:
-            voter = web.new_voter()
+            voter = Voter(base, http)
+            try:
+                voter.fetch_token()
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                raise click.ClickException(f"GET /api/csrf failed: {exc}") from None
             with lock:
                 voters.append(voter)
 
@@ -276,8 +227,8 @@ def make_voters(web: Web, count: int, parallel: int = 8) -> list[Voter]:
     return voters
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:7.0f} ms" if seconds == seconds else "      - ms"
+def ms(seconds: float | None) -> str:
+    return f"{seconds * 1000:7.0f} ms" if seconds is not None else "      - ms"
 
 
 def report(phase: Phase) -> None:
@@ -286,7 +237,7 @@ def report(phase: Phase) -> None:
     click.echo(
         f"  {phase.name:6} {phase.rate:6.0f}/s {phase.achieved:8.1f}/s {phase.accepted:7,}"
         f" {len(lat):7,} {ms(percentile(lat, 50))} {ms(percentile(lat, 99))}"
-        f" {ms(lat[-1] if lat else float('nan'))}   {ms(percentile(post, 50))}"
+        f" {ms(lat[-1] if lat else None)}   {ms(percentile(post, 50))}"
         f" {ms(percentile(post, 99))} {ms(percentile(late, 99))}"
     )
     if phase.errors or phase.unseen:
@@ -338,16 +289,16 @@ def main(
     if min(rate, duration, floor_rate, floor_duration, voters, threads, poll_ms) <= 0:
         raise click.UsageError("rates, durations, --voters, --threads and --poll-ms must be > 0")
     config, layout = load_config(state_dir, base_port)
-    web = Web(web_url(url, layout))
+    base = web_url(url, layout)
     poll_url = config.database_ro_url if via == "ro" else config.database_url
     engine = make_engine(poll_url, pool_size=1)
     rw = make_engine(config.database_url, pool_size=1)
     options = [o.key for o in config.options]
-    click.echo(f"vote-to-result latency: POST {web.host}:{web.port}/api/votes (202) until the row")
+    click.echo(f"vote-to-result latency: POST {base}/api/votes (202) until the row")
     click.echo(f"  is visible through {engine.url.render_as_string(hide_password=True)}")
     click.echo(f"  polled every {poll_ms:g} ms (so figures are upper bounds within that)")
     started = time.perf_counter()
-    people = make_voters(web, voters)
+    people = make_voters(base, voters)
     click.echo(f"  {voters:,} sessions made in {time.perf_counter() - started:.1f} s")
     idle: queue.SimpleQueue = queue.SimpleQueue()
     for voter in people:
@@ -357,7 +308,7 @@ def main(
     phases = [Phase("floor", floor_rate), Phase("load", rate)]
     try:
         for phase, seconds in zip(phases, (floor_duration, duration), strict=True):
-            run_phase(web, observer, phase, seconds, warmup, threads, options)
+            run_phase(observer, phase, seconds, warmup, threads, options)
     finally:
         observer.stopping.set()
         observer.join(5)

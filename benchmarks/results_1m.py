@@ -28,9 +28,10 @@ from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import Engine, text
-from stackenv import load_config, percentile, stack_options, web_url
+from stackenv import load_config, stack_options, web_url
 
-from app.db import make_engine
+from core.db import make_engine
+from ops.figures import percentile
 
 VOTER_PREFIX = "anon:r1m-"
 NAIVE = "SELECT option, count(*) FROM votes GROUP BY option"
@@ -75,8 +76,11 @@ def _seconds(value: str) -> float:
 
 
 def _figures(times: list[float], seconds: float, note: str = "") -> Figures:
-    times.sort()
-    return Figures(percentile(times, 50), percentile(times, 99), len(times) / seconds, note)
+    nan = float("nan")
+    p50, p99 = percentile(times, 50), percentile(times, 99)
+    return Figures(
+        nan if p50 is None else p50, nan if p99 is None else p99, len(times) / seconds, note
+    )
 
 
 def load_with_wrk(url: str, seconds: int, connections: int) -> Figures:

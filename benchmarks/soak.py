@@ -24,25 +24,22 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ops.faults import make_fault
-from ops.layout import Layout
-from ops.load import Attempt, Load
-from ops.reconcile import failures, latency, longest_ack_gap, reconcile
-from ops.stackview import (
-    DrillError,
-    StackContext,
-    drained,
-    read_snapshot,
-    wait_for,
-    whole_problems,
-)
+from core.stream import drained
+from ops.drill import DrillError
+from ops.drill.faults import make_fault
+from ops.drill.load import Attempt, Load
+from ops.drill.reconcile import failures, latency, longest_ack_gap, reconcile
+from ops.drill.switchover import SwitchoverError
+from ops.drill.view import StackContext, read_snapshot, whole_problems
+from ops.local.layout import Layout
+from ops.local.processes import memory_by_program
+from ops.voter import poll_options
+from ops.wait import WaitTimeout, wait_for
 
 VOTECTL = str(Path(sys.executable).parent / "votectl")
-# Every vote in [kill - BEFORE, kill + AFTER] is a new voter's only one (see ops/load.py).
+# Every vote in [kill - BEFORE, kill + AFTER] is a new voter's only one (see ops/drill/load.py).
 BEFORE_S, AFTER_S = 2.0, 12.0
 MIB = 1 << 20
 
@@ -54,26 +51,7 @@ def votectl(layout: Layout, *args: str) -> None:
 
 def memory(ctx: StackContext) -> dict[str, dict[str, float]]:
     """RSS and PSS (MiB) per program with its children; Patroni members include Postgres."""
-    usage: dict[str, dict[str, float]] = {}
-    for name, info in ctx.supervisor.processes().items():
-        if not info["pid"]:
-            continue
-        try:
-            main = psutil.Process(info["pid"])
-            procs = {main, *main.children(recursive=True)}
-            pid_file = ctx.layout.pg_data(name) / "postmaster.pid"
-            if name.startswith("patroni") and pid_file.exists():
-                postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
-                procs |= {postmaster, *postmaster.children(recursive=True)}
-            full = [p.memory_full_info() for p in procs]
-        except (psutil.Error, OSError, ValueError):
-            continue
-        usage[name] = {
-            "rss": sum(m.rss for m in full) / MIB,
-            "pss": sum(m.pss for m in full) / MIB,
-            "procs": len(full),
-        }
-    return usage
+    return {name: vars(usage) for name, usage in memory_by_program(ctx.layout).items()}
 
 
 def kill_plan(minutes: float, every: float, targets: list[str]) -> list[tuple[float, str]]:
@@ -105,7 +83,7 @@ def run_failovers(
             event["whole"] = wait_for(
                 lambda: not whole_problems(ctx) and time.monotonic(), "a whole stack", 180, 0.5
             )
-        except DrillError as exc:
+        except (DrillError, SwitchoverError, WaitTimeout) as exc:
             event["problem"] = str(exc)
         event["killed"] = killed
         print(f"  {event['at_s']:>6.1f}s {target} ({fault.victim}) done", file=sys.stderr)
@@ -140,7 +118,7 @@ def soak(ctx: StackContext, minutes: float, rate: float, every: float, targets: 
     plan = kill_plan(minutes, every, targets)
     load = Load(
         ctx.web_url,
-        sorted(ctx.config.option_keys),
+        poll_options(ctx.web_url),
         rate=rate,
         duration=minutes * 60,
         voters=max(300, int(rate * 3)),
@@ -160,10 +138,10 @@ def soak(ctx: StackContext, minutes: float, rate: float, every: float, targets: 
     finally:
         stop.set()
         runner.join()
-    wait_for(lambda: drained(ctx), "the workers to drain the stream", 300, 0.5)
+    wait_for(lambda: drained(ctx.redis), "the workers to drain the stream", 300, 0.5)
     attempts = result["load"].attempts
     voters = sorted({a.server_voter for a in attempts if a.server_voter})
-    rec = reconcile(attempts, read_snapshot(ctx, voters))
+    rec = reconcile(attempts, read_snapshot(ctx.deployment, voters))
     end = result["load"].ended
     per_failover = [figures(e, attempts, rec.lost, end) for e in events]
     windows = [(e["killed"] - 1, e.get("whole", e["killed"] + AFTER_S) + 1) for e in events]

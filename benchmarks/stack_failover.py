@@ -15,6 +15,7 @@ Usage: .venv/bin/python benchmarks/stack_failover.py [--base-port 23000] [--roun
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -23,17 +24,17 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import psycopg2
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.config import Config  # noqa: E402
-from app.redis import master_client  # noqa: E402
-from ops import credentials, render  # noqa: E402
-from ops.layout import PATRONI_MEMBERS, REDIS_NODES, Layout  # noqa: E402
-from ops.supervisor import Supervisor  # noqa: E402
+from core.config import Config
+from core.redis_client import master_client
+from ops.local import credentials
+from ops.local.deployment import app_env, local_deployment
+from ops.local.layout import REDIS_NODES, Layout
+from ops.local.processes import memory_by_program
+from ops.wait import WaitTimeout, wait_for
 
 VOTECTL = str(Path(sys.executable).parent / "votectl")
 
@@ -57,7 +58,7 @@ class Writer(threading.Thread):
                     self.write(seq)
                     self.acked.append((time.monotonic(), seq))
                     break
-                except Exception as exc:  # noqa: BLE001 - any failure is retried; we count them
+                except Exception as exc:
                     name = exc.__class__.__name__
                     self.errors[name] = self.errors.get(name, 0) + 1
                     time.sleep(0.01)
@@ -65,7 +66,7 @@ class Writer(threading.Thread):
 
     def max_gap(self, start: float, end: float) -> float:
         times = [t for t, _ in self.acked if start <= t <= end]
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("nan"))
+        return max((b - a for a, b in itertools.pairwise(times)), default=float("nan"))
 
 
 def votectl(layout: Layout, *args: str) -> str:
@@ -78,15 +79,10 @@ def status(layout: Layout) -> dict:
 
 
 def wait(predicate, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001, S110 - not ready yet
-            pass
-        time.sleep(0.5)
-    raise SystemExit("timed out waiting for the stack to heal")
+    try:
+        wait_for(predicate, "the stack to heal", timeout, 0.5)
+    except WaitTimeout as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def healthy(layout: Layout) -> bool:
@@ -101,21 +97,10 @@ def healthy(layout: Layout) -> bool:
 
 def memory(layout: Layout) -> dict[str, float]:
     """PSS in MiB per component: supervisord, its programs and their children, postmasters."""
-    supervisor = Supervisor(layout)
     groups: dict[str, float] = {}
-    for name, info in supervisor.processes().items():
-        if not info["pid"]:
-            continue
-        procs = [psutil.Process(info["pid"])]
-        procs += procs[0].children(recursive=True)
-        if name.startswith("patroni"):
-            pid_file = layout.pg_data(name) / "postmaster.pid"
-            postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
-            procs += [postmaster, *postmaster.children(recursive=True)]
+    for name, usage in memory_by_program(layout).items():
         kind = name.rsplit("-", 1)[0]
-        groups[kind] = groups.get(kind, 0.0) + sum(
-            p.memory_full_info().pss for p in set(procs)
-        ) / (1 << 20)
+        groups[kind] = groups.get(kind, 0.0) + usage.pss
     return groups
 
 
@@ -157,15 +142,12 @@ def redis_round(layout: Layout, config: Config, how: str) -> dict:
 
 
 def postgres_round(layout: Layout, creds: dict[str, str]) -> dict:
-    dsn = (
-        f"host=127.0.0.1 port={layout.port('pg-rw')} user=postgres dbname=postgres "
-        f"password={creds['PG_SUPERUSER_PASSWORD']} connect_timeout=1"
-    )
+    target = local_deployment(layout, creds)
     table = f"bench_{time.time_ns()}"
     state = {"conn": None}
 
     def connect():
-        conn = psycopg2.connect(dsn)
+        conn = target.pg_connect(timeout=1)
         conn.autocommit = True
         return conn
 
@@ -232,7 +214,7 @@ def main() -> int:
         time.sleep(2)
         results["memory_mib"] = memory(layout)
         creds = credentials.load_or_create(layout.secrets_file)
-        config = Config.from_env(render.app_env(layout, creds))
+        config = Config.from_env(app_env(layout, creds))
         for _ in range(args.rounds):
             results["rounds"].append(redis_round(layout, config, "stop"))
             results["rounds"].append(redis_round(layout, config, "kill"))
@@ -244,8 +226,10 @@ def main() -> int:
         return 0
     mem = results["memory_mib"]
     print(f"cold start (nothing -> all healthy): {results['cold_start_s']:.1f} s")
-    print(f"memory (PSS): {sum(mem.values()):.0f} MiB total; "
-          + ", ".join(f"{k} {v:.0f}" for k, v in sorted(mem.items())))
+    print(
+        f"memory (PSS): {sum(mem.values()):.0f} MiB total; "
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(mem.items()))
+    )
     print(f"{'failure':<22}{'unavailable s':>14}{'baseline gap s':>16}{'acked':>8}{'lost':>6}")
     for r in results["rounds"]:
         print(

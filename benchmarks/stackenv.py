@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import os
-import shlex
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,25 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app.config import Config, ConfigError  # noqa: E402
-from ops.layout import Layout, LayoutError, default_base_port  # noqa: E402
-
-
-def votectl_env(state_dir: str, base_port: int) -> dict[str, str]:
-    """The apps' environment as `votectl --state-dir D --base-port N env` prints it."""
-    votectl = Path(sys.executable).parent / "votectl"
-    command = [str(votectl), "--state-dir", state_dir, "--base-port", str(base_port), "env"]
-    try:
-        out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise click.ClickException(f"votectl env failed: {exc}") from None
-    env: dict[str, str] = {}
-    for line in out.stdout.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            key, _, value = words[1].partition("=")
-            env[key] = value
-    return env
+from core.config import Config, ConfigError  # noqa: E402
+from ops.deployment import local_stack_settings  # noqa: E402
+from ops.local import credentials  # noqa: E402
+from ops.local.deployment import app_env  # noqa: E402
+from ops.local.layout import Layout, LayoutError  # noqa: E402
+from ops.local.processes import by_program  # noqa: E402
 
 
 def stack_options(func: Callable) -> Callable:
@@ -60,9 +44,9 @@ def load_config(state_dir: str | None, base_port: int | None) -> tuple[Config, L
     env: Mapping[str, str] = os.environ
     try:
         if state_dir:
-            port = base_port if base_port is not None else default_base_port()
+            port = base_port if base_port is not None else local_stack_settings()[1]
             layout = Layout(Path(state_dir).resolve(), port)
-            env = {**os.environ, **votectl_env(state_dir, port)}
+            env = {**os.environ, **app_env(layout, credentials.load_or_create(layout.secrets_file))}
         return Config.from_env(env), layout
     except (ConfigError, LayoutError, ValueError) as exc:
         raise click.UsageError(
@@ -74,16 +58,8 @@ def web_url(url: str | None, layout: Layout | None) -> str:
     """The web front's base URL: --url, else the local stack's HAProxy web port."""
     if url:
         return url.rstrip("/")
-    layout = layout or Layout(Path("."), default_base_port())
+    layout = layout or Layout(*local_stack_settings())
     return layout.urls()["web"].rstrip("/")
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of already sorted values, nearest-rank; NaN when empty."""
-    if not sorted_values:
-        return float("nan")
-    rank = math.ceil(q / 100 * len(sorted_values))
-    return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
 
 
 def _component(proc: psutil.Process) -> str:
@@ -112,19 +88,7 @@ class CpuMeter:
         self.layout = layout
 
     def _processes(self) -> list[psutil.Process]:
-        marker = str(self.layout.state_dir)
-        roots = []
-        for proc in psutil.process_iter(["cmdline"]):
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            # supervisord (its config is in the state dir) and the postmasters (-D inside it;
-            # Patroni detaches them from supervisord's tree).
-            if marker in cmdline and ("supervisord" in cmdline or "/postgresql/" in cmdline):
-                roots.append(proc)
-        found = {}
-        for root in roots:
-            for proc in [root, *root.children(recursive=True)]:
-                found[proc.pid] = proc
-        return list(found.values())
+        return [proc for procs in by_program(self.layout).values() for proc in procs]
 
     def snapshot(self) -> dict[str, float]:
         """Component -> CPU seconds so far, reaped children included (Postgres backends that

@@ -42,20 +42,24 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from app.config import Config
-from app.redis import master_client
 from app.sessions import COOKIE_NAME, KEY_PREFIX
-from app.stream import GROUP, STREAM
-from ops.layout import APP_INSTANCES, HOST, Layout, default_base_port, default_state_dir
+from core.config import Config
+from core.redis_client import master_client
+from core.stream import drained
+from ops.deployment import local_stack_settings
+from ops.local import credentials
+from ops.local.deployment import app_env
+from ops.local.layout import APP_INSTANCES, HOST, Layout
+from ops.voter import Voter, VoterError
+from ops.wait import WaitTimeout, wait_for
 
 BIN = Path(sys.executable).parent
 BASELINE_DIR = Path(__file__).resolve().parent / "baseline_vote_app"
 BASELINE_KEY = "bench:baseline:votes"
-# The stack runs each vote instance with GUNICORN_WORKERS=2 (ops/render.py) and gthread with
+# The stack runs each vote instance with GUNICORN_WORKERS=2 (ops/local/programs.py) and gthread with
 # 4 threads (app/gunicorn_conf.py); the baseline gets all of them in one gunicorn.
 OUR_WORKERS_PER_INSTANCE = 2
 OUR_THREADS = 4
-CSRF_FIELD = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 OPTION = re.compile(r'<button type="submit" name="option" value="([a-z0-9_-]+)"')
 
 # Requests are formatted once per wrk thread; each thread starts at its own place in the list.
@@ -169,8 +173,8 @@ def votectl(layout: Layout, *args: str) -> str:
 
 
 def read_stack(layout: Layout, url: str | None) -> Stack:
-    """The stack's environment (`votectl env`) and its Redis master (`votectl status --json`)."""
-    env = dict(re.findall(r"^export (\w+)='(.*)'$", votectl(layout, "env"), re.M))
+    """The stack's environment (as `votectl env` prints it) and its Redis master."""
+    env = app_env(layout, credentials.load_or_create(layout.secrets_file))
     master = json.loads(votectl(layout, "status", "--json"))["redis"]["master"]
     if not master:
         raise click.ClickException("the stack has no Redis master: is it up? (votectl status)")
@@ -184,13 +188,14 @@ def read_stack(layout: Layout, url: str | None) -> Stack:
 
 def make_voter(web: str) -> tuple[str, str]:
     """A new anonymous voter: (session cookie, CSRF token), from GET / like a browser."""
-    with requests.Session() as browser:
-        page = browser.get(f"{web}/", timeout=10)
-        page.raise_for_status()
-        match = CSRF_FIELD.search(page.text)
-        if not match or COOKIE_NAME not in browser.cookies:
-            raise click.ClickException(f"GET {web}/ gave no session cookie or CSRF token")
-        return browser.cookies[COOKIE_NAME], match.group(1)
+    voter = Voter(web)
+    try:
+        voter.open_page("/")
+    except (requests.RequestException, VoterError) as exc:
+        raise click.ClickException(f"GET {web}/: {exc}") from None
+    if not voter.session_id or not voter.token:
+        raise click.ClickException(f"GET {web}/ gave no session cookie or CSRF token")
+    return voter.session_id, voter.token
 
 
 def poll_options(web: str) -> list[str]:
@@ -364,26 +369,6 @@ def accepted_votes(instances: list[str]) -> float:
     return total
 
 
-def drained(client: Redis, timeout: float = 120) -> bool:
-    """True once the workers' group has been handed the stream's last entry and acked them all.
-
-    (The group's `lag` is no help: Redis's estimate can stay above zero on an empty stream.)
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = client.xinfo_stream(STREAM)["last-generated-id"]
-        groups = {_text(g["name"]): g for g in client.xinfo_groups(STREAM)}
-        group = groups.get(GROUP)
-        if group and group["last-delivered-id"] == last and not group["pending"]:
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 FORGET_VOTERS = text("""
 WITH gone AS (DELETE FROM votes WHERE voter_id = ANY(:voters) RETURNING option),
      per_option AS (SELECT option, count(*) AS n FROM gone GROUP BY option)
@@ -401,7 +386,9 @@ def forget(stack: Stack, client: Redis, cookies: list[str]) -> str:
         if isinstance(session.get("anon_voter"), str):
             voters.append(session["anon_voter"])
     client.delete(BASELINE_KEY, *keys)
-    if not drained(client):
+    try:
+        wait_for(lambda: drained(client), "the workers to drain the stream", 120, 0.5)
+    except WaitTimeout:
         return "the stream was not drained within 120 s: the benchmark's votes were kept"
     engine = create_engine(stack.env["DATABASE_URL"])
     try:
@@ -515,9 +502,10 @@ def main(
     as_json: bool,
 ) -> None:
     """Vote POST req/s, p50 and p99: ours through HAProxy beside the classic vote app."""
+    default_dir, default_port = local_stack_settings()
     layout = Layout(
-        Path(state_dir).resolve() if state_dir else default_state_dir(),
-        base_port if base_port is not None else default_base_port(),
+        Path(state_dir).resolve() if state_dir else default_dir,
+        base_port if base_port is not None else default_port,
     )
     stack = read_stack(layout, url)
     client = master_client(Config.from_env(stack.env))

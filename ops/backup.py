@@ -15,11 +15,17 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
+
+from core.redis_client import make_sentinel
+from ops.deployment import Deployment
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,23 @@ class BackupSource:
     redis_port: int
     redis_password: str | None
     pg_bindir: Path | None = None
+
+
+def source_of(target: Deployment, pg_bindir: Path | None = None) -> BackupSource:
+    """What to back up right now: the deployment's backup database and its current Redis
+    master (asked of the Sentinels at every backup, since the master moves)."""
+    url = target.backup_url
+    if not url:
+        raise BackupError("BACKUP_DATABASE_URL is not set (the role and database to dump)")
+    sentinel = make_sentinel(target.app_config())
+    try:
+        host, port = sentinel.discover_master(target.master_name)
+    except RedisError as exc:  # MasterNotFoundError is one too
+        raise BackupError(f"cannot find the Redis master through Sentinel: {exc}") from None
+    finally:
+        for node in sentinel.sentinels:
+            node.close()
+    return BackupSource(url, host, int(port), target.redis_password, pg_bindir)
 
 
 def _pg_tool(source: BackupSource, name: str) -> str:
@@ -66,7 +89,10 @@ def _libpq(url: str) -> tuple[list[str], dict[str, str]]:
 
 
 def _run(step: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BackupError(f"{step} failed: {exc}") from None
     if result.returncode != 0:
         message = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise BackupError(f"{step} failed: {message}")
@@ -80,11 +106,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
 def take(source: BackupSource, dest_root: Path) -> Path:
     """Take one backup into dest_root/<UTC timestamp>/ and return that directory."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime(STAMP)
     work = dest_root / f".{stamp}.partial"
-    work.mkdir(parents=True, exist_ok=False)
+    try:
+        work.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:
+        raise BackupError(f"cannot create {work}: {exc.strerror}") from None
     args, env = _libpq(source.database_url)
     _run(
         "pg_dump", [_pg_tool(source, "pg_dump"), *args, "-Fc", "-f", str(work / "votes.dump")], env
@@ -152,21 +184,67 @@ def restore_database(source: BackupSource, backup_dir: Path) -> None:
     )
 
 
+def complete_backups(dest_root: Path) -> list[Path]:
+    """The complete backups under dest_root, oldest first."""
+    if not dest_root.is_dir():
+        return []
+    return sorted(p for p in dest_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def newest_time(dest_root: Path) -> float | None:
+    """When the newest complete backup was taken (Unix time), if there is one."""
+    for path in reversed(complete_backups(dest_root)):
+        try:
+            return datetime.strptime(path.name, STAMP).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
 def prune(dest_root: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` complete backups; return what was deleted."""
-    backups = sorted(p for p in dest_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    backups = complete_backups(dest_root)
     doomed = backups[:-keep] if keep > 0 else []
     for path in doomed:
         shutil.rmtree(path)
     return doomed
 
 
-class Scheduler:
-    """Takes a backup every `every` seconds until SIGTERM/SIGINT; failures are logged, retried."""
+class BackupMetrics:
+    """What Prometheus needs to alert on stale backups (monitoring/rules/backup.yml)."""
 
-    def __init__(self, take_one, every: float, keep: int, dest_root: Path, sleep=time.sleep):
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.last_success = Gauge(
+            "ha_vote_backup_last_success_timestamp_seconds",
+            "When the newest complete backup was taken (0: none yet)",
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "ha_vote_backup_failures", "Backups that failed", registry=self.registry
+        )
+
+
+class Scheduler:
+    """Takes a backup every `every` seconds until SIGTERM/SIGINT; failures are logged, retried.
+
+    `take_one` raises BackupError for every failure it expects (an unreachable Sentinel,
+    Postgres refusing the dump, a full disk), so none of them stops the scheduler.
+    """
+
+    def __init__(
+        self,
+        take_one: Callable[[], Path],
+        every: float,
+        keep: int,
+        dest_root: Path,
+        sleep: Callable[[float], None] = time.sleep,
+        metrics: BackupMetrics | None = None,
+    ) -> None:
         self.take_one, self.every, self.keep, self.dest_root = take_one, every, keep, dest_root
         self.sleep = sleep
+        self.metrics = metrics or BackupMetrics()
+        self.metrics.last_success.set(newest_time(dest_root) or 0)
         self.stopping = False
 
     def _stop(self, *_: object) -> None:
@@ -175,11 +253,14 @@ class Scheduler:
     def run_cycle(self) -> None:
         try:
             path = self.take_one()
-            logger.info("backup written to %s", path)
-            for old in prune(self.dest_root, self.keep):
-                logger.info("pruned old backup %s", old)
         except BackupError as exc:
+            self.metrics.failures.inc()
             logger.error("backup failed: %s (next try in %.0f s)", exc, self.every)
+            return
+        logger.info("backup written to %s", path)
+        self.metrics.last_success.set(newest_time(self.dest_root) or time.time())
+        for old in prune(self.dest_root, self.keep):
+            logger.info("pruned old backup %s", old)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)

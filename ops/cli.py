@@ -11,21 +11,13 @@ from pathlib import Path
 
 import click
 
+from core.config import ConfigError
 from ops import backup as backup_mod
-from ops import credentials, drill_commands, render
-from ops import stack as stack_mod
 from ops import status as status_mod
-from ops.health import Unhealthy
-from ops.layout import (
-    HOST,
-    PATRONI_MEMBERS,
-    SENTINELS,
-    Layout,
-    LayoutError,
-    default_base_port,
-    default_state_dir,
-)
-from ops.supervisor import SupervisorError
+from ops.deployment import Deployment, local_stack_settings, remote_from_env
+from ops.local import credentials
+from ops.local.deployment import app_env, local_deployment
+from ops.local.layout import APP_DB, APP_ROLE, Layout, LayoutError
 
 
 class ExitStatus(IntEnum):
@@ -45,6 +37,15 @@ class CliError(click.ClickException):
 
 def _layout(ctx: click.Context) -> Layout:
     return ctx.obj["layout"]
+
+
+def _deployment(ctx: click.Context, overrides: dict[str, str] | None = None) -> Deployment:
+    """The deployment the environment (and `overrides`) names, else the local stack."""
+    try:
+        remote = remote_from_env({**os.environ, **(overrides or {})})
+    except ConfigError as exc:
+        raise CliError(str(exc), ExitStatus.USAGE) from None
+    return remote or local_deployment(_layout(ctx))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,11 +72,12 @@ def cli(ctx: click.Context, state_dir: str | None, base_port: int | None) -> Non
     the vote, result and login apps, and 2 workers.
     """
     try:
+        default_dir, default_port = local_stack_settings()
         layout = Layout(
-            state_dir=Path(state_dir).resolve() if state_dir else default_state_dir(),
-            base_port=base_port if base_port is not None else default_base_port(),
+            state_dir=Path(state_dir).resolve() if state_dir else default_dir,
+            base_port=base_port if base_port is not None else default_port,
         )
-    except LayoutError as exc:
+    except (LayoutError, ConfigError) as exc:
         raise CliError(str(exc), ExitStatus.USAGE) from None
     ctx.obj = {"layout": layout}
 
@@ -105,6 +107,10 @@ def _print_urls(layout: Layout) -> None:
 @click.pass_context
 def up(ctx: click.Context, foreground: bool, no_apps: bool, timeout: float) -> None:
     """Start the local stack and return once every component is healthy."""
+    from ops.local import stack as stack_mod
+    from ops.local.health import Unhealthy
+    from ops.local.supervisor import SupervisorError
+
     layout = _layout(ctx)
     try:
         proc = stack_mod.up(
@@ -140,6 +146,8 @@ def up(ctx: click.Context, foreground: bool, no_apps: bool, timeout: float) -> N
 @click.pass_context
 def down(ctx: click.Context, purge: bool) -> None:
     """Stop the local stack; nothing it started keeps running."""
+    from ops.local import stack as stack_mod
+
     stack_mod.down(_layout(ctx), purge=purge, progress=lambda msg: click.echo(f"  {msg}"))
 
 
@@ -147,6 +155,9 @@ def _member_command(action: str):
     @click.argument("member")
     @click.pass_context
     def command(ctx: click.Context, member: str) -> None:
+        from ops.local import stack as stack_mod
+        from ops.local.supervisor import SupervisorError
+
         layout = _layout(ctx)
         try:
             supervisor = stack_mod.running_supervisor(layout)
@@ -175,80 +186,50 @@ cli.command("kill", help="SIGKILL one member (failure drills); supervisord may r
 )
 
 
-def _local_target(layout: Layout) -> status_mod.Target:
-    creds = credentials.load_or_create(layout.secrets_file)
-    return status_mod.Target(
-        sentinels=[(HOST, int(a.rsplit(":", 1)[1])) for a in layout.sentinel_addrs],
-        master_name=layout.master_name,
-        redis_password=creds["REDIS_PASSWORD"],
-        sentinel_password=creds["SENTINEL_PASSWORD"],
-        patroni_urls=[f"http://{layout.addr(layout.api_port(m))}" for m in PATRONI_MEMBERS],
-        haproxy_stats_url=layout.urls()["stats"],
-        haproxy_stats_auth=("admin", creds["HAPROXY_STATS_PASSWORD"]),
-        urls=layout.urls(),
-    )
-
-
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--sentinels",
-    envvar="VOTECTL_SENTINELS",
     default=None,
-    help="host:port,... of a deployment's Sentinels (default: the local stack).",
+    help="host:port,... of a deployment's Sentinels [env REDIS_SENTINELS; default: the local "
+    "stack].",
 )
-@click.option("--master-name", envvar="REDIS_MASTER_NAME", default="mymaster", show_default=True)
-@click.option("--redis-password", envvar="REDIS_PASSWORD", default=None)
-@click.option("--sentinel-password", envvar="SENTINEL_PASSWORD", default=None)
+@click.option("--master-name", default=None, help="[env REDIS_MASTER_NAME; default mymaster]")
 @click.option(
     "--patroni",
     "patroni_urls",
-    envvar="VOTECTL_PATRONI_URLS",
     multiple=True,
-    help="A Patroni REST URL (repeat for each member).",
+    help="A Patroni REST URL, repeated for each member [env PATRONI_URLS, comma-separated].",
 )
 @click.option(
-    "--haproxy-stats", envvar="VOTECTL_HAPROXY_STATS", default=None, help="HAProxy stats page URL."
+    "--haproxy-stats", default=None, help="HAProxy stats page URL [env HAPROXY_STATS_URL]."
 )
 @click.option(
-    "--haproxy-auth",
-    envvar="VOTECTL_HAPROXY_AUTH",
-    default=None,
-    help="user:password for the stats page.",
+    "--haproxy-auth", default=None, help="user:password of the stats page [env HAPROXY_STATS_AUTH]."
 )
 @click.pass_context
 def status(
     ctx: click.Context,
     as_json: bool,
     sentinels: str | None,
-    master_name: str,
-    redis_password: str | None,
-    sentinel_password: str | None,
+    master_name: str | None,
     patroni_urls: tuple[str, ...],
     haproxy_stats: str | None,
     haproxy_auth: str | None,
 ) -> None:
-    """Show the Redis master and replicas, Sentinel quorum, Patroni roles and HAProxy's view."""
-    if sentinels:
-        from app.config import ConfigError, parse_hostports
+    """Show the Redis master and replicas, Sentinel quorum, Patroni roles and HAProxy's view.
 
-        try:
-            pairs = list(parse_hostports(sentinels, "--sentinels"))
-        except ConfigError as exc:
-            raise CliError(str(exc), ExitStatus.USAGE) from None
-        user, _, password = (haproxy_auth or "").partition(":")
-        target = status_mod.Target(
-            sentinels=pairs,
-            master_name=master_name,
-            redis_password=redis_password,
-            sentinel_password=sentinel_password,
-            patroni_urls=list(patroni_urls),
-            haproxy_stats_url=haproxy_stats,
-            haproxy_stats_auth=(user, password) if haproxy_auth else None,
-        )
-    else:
-        target = _local_target(_layout(ctx))
-    result = status_mod.collect(target)
+    Passwords come from the environment (REDIS_PASSWORD, SENTINEL_PASSWORD; see the README's
+    table of votectl's environment), never from the command line.
+    """
+    given = {
+        "REDIS_SENTINELS": sentinels,
+        "REDIS_MASTER_NAME": master_name,
+        "PATRONI_URLS": ",".join(patroni_urls),
+        "HAPROXY_STATS_URL": haproxy_stats,
+        "HAPROXY_STATS_AUTH": haproxy_auth,
+    }
+    result = status_mod.collect(_deployment(ctx, {k: v for k, v in given.items() if v}))
     click.echo(json.dumps(result, indent=2) if as_json else status_mod.render_text(result))
     healthy = (
         result["redis"]["master"]
@@ -265,7 +246,7 @@ def env_command(ctx: click.Context) -> None:
     """Print the apps' environment for the local stack (eval "$(votectl env)")."""
     layout = _layout(ctx)
     creds = credentials.load_or_create(layout.secrets_file)
-    for key, value in render.app_env(layout, creds).items():
+    for key, value in app_env(layout, creds).items():
         click.echo(f"export {key}='{value}'")
 
 
@@ -277,30 +258,32 @@ def db() -> None:
 @db.command("init")
 @click.pass_context
 def db_init(ctx: click.Context) -> None:
-    """Create the app role and database, then migrate (local stack, or PG_SUPERUSER_URL +
-    APP_DB_PASSWORD [+ APP_DB_ROLE, APP_DB_NAME, DATABASE_URL] for a deployment)."""
+    """Create the app role and database, then migrate (the local stack, or a deployment's
+    PG_SUPERUSER_URL + APP_DB_PASSWORD [+ APP_DB_ROLE, APP_DB_NAME, DATABASE_URL])."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.migrate import upgrade
+    from core.migrate import upgrade
     from ops.db import ensure_role_and_database
 
+    env = os.environ
     try:
-        superuser_url = os.environ.get("PG_SUPERUSER_URL")
-        if superuser_url:
-            password = os.environ.get("APP_DB_PASSWORD")
+        if env.get("PG_SUPERUSER_URL"):
+            password = env.get("APP_DB_PASSWORD")
             if not password:
                 raise CliError("APP_DB_PASSWORD is not set", ExitStatus.USAGE)
             ensure_role_and_database(
-                superuser_url,
-                os.environ.get("APP_DB_ROLE", "vote"),
+                env["PG_SUPERUSER_URL"],
+                env.get("APP_DB_ROLE", APP_ROLE),
                 password,
-                os.environ.get("APP_DB_NAME", "votes"),
+                env.get("APP_DB_NAME", APP_DB),
             )
-            if os.environ.get("DATABASE_URL"):
-                upgrade(os.environ["DATABASE_URL"])
+            if env.get("DATABASE_URL"):
+                upgrade(env["DATABASE_URL"])
         else:
+            from ops.local.stack import provision_database
+
             layout = _layout(ctx)
-            stack_mod.provision_database(layout, credentials.load_or_create(layout.secrets_file))
+            provision_database(layout, credentials.load_or_create(layout.secrets_file))
     except SQLAlchemyError as exc:
         raise CliError(f"database error: {str(exc).splitlines()[0]}") from None
     click.echo("database ready")
@@ -312,14 +295,11 @@ def db_upgrade(ctx: click.Context) -> None:
     """Run the schema migrations (DATABASE_URL, else the local stack's)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.migrate import upgrade
+    from core.migrate import upgrade
 
-    url = os.environ.get("DATABASE_URL")
+    url = _deployment(ctx).database_url
     if not url:
-        layout = _layout(ctx)
-        url = render.app_env(layout, credentials.load_or_create(layout.secrets_file))[
-            "DATABASE_URL"
-        ]
+        raise CliError("DATABASE_URL is not set", ExitStatus.USAGE)
     try:
         upgrade(url)
     except SQLAlchemyError as exc:
@@ -327,44 +307,13 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo("schema up to date")
 
 
-def _backup_source(layout: Layout) -> tuple[backup_mod.BackupSource, Path]:
-    """From BACKUP_DATABASE_URL + REDIS_SENTINELS (a deployment), else the local stack."""
-    from redis.exceptions import RedisError
-    from redis.sentinel import Sentinel
-
-    from app.config import ConfigError, parse_hostports
-
-    url = os.environ.get("BACKUP_DATABASE_URL")
-    if url:
-        try:
-            sentinels = list(
-                parse_hostports(os.environ.get("REDIS_SENTINELS", ""), "REDIS_SENTINELS")
-            )
-        except ConfigError as exc:
-            raise CliError(str(exc), ExitStatus.USAGE) from None
-        redis_password = os.environ.get("REDIS_PASSWORD")
-        sentinel_password = os.environ.get("SENTINEL_PASSWORD")
-        master_name = os.environ.get("REDIS_MASTER_NAME", "mymaster")
-        dest = Path(os.environ.get("BACKUP_DIR", "backups"))
-    else:
-        creds = credentials.load_or_create(layout.secrets_file)
-        url = render.superuser_url(layout, creds, database=render.APP_DB)
-        sentinels = [(HOST, layout.sentinel_port(s)) for s in SENTINELS]
-        redis_password, sentinel_password = creds["REDIS_PASSWORD"], creds["SENTINEL_PASSWORD"]
-        master_name = layout.master_name
-        dest = layout.path("backups")
-    sentinel = Sentinel(
-        sentinels, sentinel_kwargs={"password": sentinel_password, "socket_timeout": 1}
-    )
+def _pg_bindir() -> Path | None:
     try:
-        host, port = sentinel.discover_master(master_name)
-    except RedisError as exc:  # MasterNotFoundError is one too
-        raise CliError(f"cannot find the Redis master through Sentinel: {exc}") from None
-    try:
-        bindir = render.pg_bindir()
+        from ops.local.host import pg_bindir
+
+        return pg_bindir()
     except FileNotFoundError:
-        bindir = None
-    return backup_mod.BackupSource(url, host, int(port), redis_password, bindir), dest
+        return None
 
 
 @cli.command("backup")
@@ -382,23 +331,35 @@ def _backup_source(layout: Layout) -> tuple[backup_mod.BackupSource, Path]:
     show_default=True,
     help="With --every: how many backups to keep.",
 )
+@click.option(
+    "--metrics",
+    "metrics_addr",
+    default=None,
+    help="With --every: serve the backups' Prometheus metrics on host:port.",
+)
 @click.pass_context
-def backup_command(ctx: click.Context, dest: str | None, every: float, keep: int) -> None:
+def backup_command(
+    ctx: click.Context, dest: str | None, every: float, keep: int, metrics_addr: str | None
+) -> None:
     """Dump the votes database (pg_dump) and snapshot the Redis master (RDB)."""
-    source, default_dest = _backup_source(_layout(ctx))
-    root = Path(dest) if dest else default_dest
+    target = _deployment(ctx)
+    root = Path(dest) if dest else target.backup_dir or Path("backups")
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)  # dumps hold password hashes and sessions
+    bindir = _pg_bindir()
     if every > 0:
-        from app.logs import configure_logging
+        from core.logs import configure_logging
 
         configure_logging()
-        backup_mod.Scheduler(
-            lambda: backup_mod.take(_backup_source(_layout(ctx))[0], root), every, keep, root
-        ).run()
+        scheduler = backup_mod.Scheduler(
+            lambda: backup_mod.take(backup_mod.source_of(target, bindir), root), every, keep, root
+        )
+        if metrics_addr:
+            _serve_metrics(metrics_addr, scheduler.metrics.registry)
+        scheduler.run()
         return
     try:
-        path = backup_mod.take(source, root)
+        path = backup_mod.take(backup_mod.source_of(target, bindir), root)
     except backup_mod.BackupError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"backup written to {path}")
@@ -410,18 +371,39 @@ def backup_command(ctx: click.Context, dest: str | None, every: float, keep: int
 @click.pass_context
 def restore_command(ctx: click.Context, backup_dir: str, yes: bool) -> None:
     """Replace the votes database with a backup's contents (Redis is left as it is)."""
-    source, _ = _backup_source(_layout(ctx))
+    target = _deployment(ctx)
     if not yes:
         click.confirm(f"Replace the votes database with {backup_dir}?", abort=True)
     try:
-        backup_mod.restore_database(source, Path(backup_dir))
+        backup_mod.restore_database(backup_mod.source_of(target, _pg_bindir()), Path(backup_dir))
     except backup_mod.BackupError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"database restored from {backup_dir}")
 
 
-cli.add_command(drill_commands.drill)
-cli.add_command(drill_commands.switchover)
+def _serve_metrics(addr: str, registry) -> None:
+    from prometheus_client import start_http_server
+
+    host, _, port = addr.rpartition(":")
+    if not port.isdigit():
+        raise CliError(f"--metrics: expected host:port, got {addr!r}", ExitStatus.USAGE)
+    try:
+        start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise CliError(f"--metrics {addr}: {exc.strerror}") from None
+
+
+def _add_local_commands() -> None:
+    """Drills and switchovers need the local stack's extras (psutil, supervisor)."""
+    try:
+        from ops.drill import commands as drill_commands
+    except ImportError:  # an image without the [local] extra: backup, status and db only
+        return
+    cli.add_command(drill_commands.drill)
+    cli.add_command(drill_commands.switchover)
+
+
+_add_local_commands()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,40 +4,36 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
 
 import redis
 import requests
 
+from ops.deployment import Deployment
+from ops.wait import NotReady
+
 STATUS_TIMEOUT = 2.0
 
 
-@dataclass
-class Target:
-    """Where the deployment's pieces are; the local stack fills this from its layout."""
-
-    sentinels: list[tuple[str, int]]
-    master_name: str = "mymaster"
-    redis_password: str | None = None
-    sentinel_password: str | None = None
-    patroni_urls: list[str] = field(default_factory=list)
-    haproxy_stats_url: str | None = None
-    haproxy_stats_auth: tuple[str, str] | None = None
-    urls: dict[str, str] = field(default_factory=dict)
+class NoPatroni(NotReady):
+    """No Patroni member answered; the message names each one's failure."""
 
 
-def _redis_view(target: Target) -> tuple[dict, dict]:
+def patroni_cluster(urls: tuple[str, ...] | list[str], timeout: float = STATUS_TIMEOUT) -> dict:
+    """Patroni's /cluster view from the first member that answers."""
+    errors = []
+    for url in urls:
+        try:
+            return requests.get(f"{url.rstrip('/')}/cluster", timeout=timeout).json()
+        except (requests.RequestException, ValueError) as exc:
+            errors.append(f"{url}: {exc.__class__.__name__}")
+    raise NoPatroni("no Patroni member answers (" + ("; ".join(errors) or "no URL given") + ")")
+
+
+def _redis_view(target: Deployment) -> tuple[dict, dict]:
     sentinels, masters, quorum_ok = [], set(), True
     for host, port in target.sentinels:
         entry: dict = {"addr": f"{host}:{port}"}
-        client = redis.Redis(
-            host,
-            port,
-            password=target.sentinel_password,
-            decode_responses=True,
-            socket_timeout=STATUS_TIMEOUT,
-            socket_connect_timeout=STATUS_TIMEOUT,
-        )
+        client = target.sentinel_client(host, port, STATUS_TIMEOUT)
         try:
             addr = client.sentinel_get_master_addr_by_name(target.master_name)
             entry["master"] = f"{addr[0]}:{addr[1]}" if addr else None
@@ -57,13 +53,7 @@ def _redis_view(target: Target) -> tuple[dict, dict]:
     redis_part = {"master": master, "replicas": [], "replica_details": []}
     if master:
         host, _, port = master.rpartition(":")
-        client = redis.Redis(
-            host,
-            int(port),
-            password=target.redis_password,
-            socket_timeout=STATUS_TIMEOUT,
-            socket_connect_timeout=STATUS_TIMEOUT,
-        )
+        client = target.node_client(host, int(port), STATUS_TIMEOUT)
         try:
             info = client.info("replication")
             redis_part["role"] = info.get("role")
@@ -93,21 +83,16 @@ def _redis_view(target: Target) -> tuple[dict, dict]:
     return redis_part, sentinel_part
 
 
-def _postgres_view(target: Target) -> dict:
-    errors = []
-    for url in target.patroni_urls:
-        try:
-            cluster = requests.get(f"{url.rstrip('/')}/cluster", timeout=STATUS_TIMEOUT).json()
-            break
-        except (requests.RequestException, ValueError) as exc:
-            errors.append(f"{url}: {exc.__class__.__name__}")
-    else:
+def _postgres_view(target: Deployment) -> dict:
+    try:
+        cluster = patroni_cluster(target.patroni_urls)
+    except NoPatroni as exc:
         return {
             "leader": None,
             "replicas": [],
             "sync_standby": None,
             "members": [],
-            "error": "; ".join(errors) or "no Patroni URL given",
+            "error": str(exc),
         }
     members = cluster.get("members", [])
     leader = next((m["name"] for m in members if m.get("role") == "leader"), None)
@@ -129,7 +114,7 @@ def _postgres_view(target: Target) -> dict:
     }
 
 
-def _haproxy_view(target: Target) -> dict:
+def _haproxy_view(target: Deployment) -> dict:
     if not target.haproxy_stats_url:
         return {"backends": [], "error": "no HAProxy stats URL given"}
     try:
@@ -155,7 +140,7 @@ def _haproxy_view(target: Target) -> dict:
     return {"backends": servers}
 
 
-def collect(target: Target) -> dict:
+def collect(target: Deployment) -> dict:
     """The whole status as a JSON-able dict."""
     redis_part, sentinel_part = _redis_view(target)
     return {

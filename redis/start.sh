@@ -1,7 +1,8 @@
 #!/bin/sh
 # Start a Redis data node (docker-compose and the local stack use this same script).
 # A node that restarts must never come back as a second, empty or stale master
-# (local-stack-notes G11/G13): it asks the Sentinels who the master is and starts as its
+# (an old master restarted as master claims that role for ~10 s, and with an empty or stale
+# dataset its replicas would copy it): it asks the Sentinels who the master is and starts as its
 # replica; only when no Sentinel answers does it fall back to REDIS_INITIAL_MASTER.
 # Env: REDIS_CONF REDIS_PORT REDIS_DIR REDIS_BIND REDIS_ANNOUNCE_IP REDIS_PASSWORD
 #      REDIS_SENTINELS (host:port,...) SENTINEL_PASSWORD REDIS_MASTER_NAME REDIS_INITIAL_MASTER

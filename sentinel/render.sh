@@ -9,8 +9,10 @@ SENTINEL_DOWN_AFTER_MS SENTINEL_FAILOVER_TIMEOUT_MS"
 script=""
 for v in $vars; do
   eval "val=\${$v:?render.sh: $v is not set}"
-  # Escape sed's special characters in the value.
-  esc=$(printf '%s' "$val" | sed -e 's/[\/&|]/\\&/g')
+  # Values go into double-quoted Redis strings (passwords may hold spaces, quotes or
+  # backslashes): escape \ and " for Redis, then \, & and the delimiter | for sed.
+  quoted=$(printf '%s' "$val" | sed -e 's/[\\"]/\\&/g')
+  esc=$(printf '%s' "$quoted" | sed -e 's/[\\/&|]/\\&/g')
   script="$script s|\${$v}|$esc|g;"
 done
 # Keep a config Sentinel already rewrote (it holds the current master and epoch).

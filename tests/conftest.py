@@ -11,14 +11,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.migrate import upgrade
-from ops import credentials, render
+from core.migrate import upgrade
 from ops.db import ensure_role_and_database
-from ops.layout import Layout
+from ops.local import credentials
+from ops.local.deployment import app_env as local_app_env
+from ops.local.deployment import local_deployment
+from ops.local.layout import Layout
 from tests.servers import PostgresServer, RedisCluster, postgres_server, redis_cluster
 
 APP_ROLE = "vote"
@@ -86,7 +87,8 @@ class StackHandle:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self.creds = credentials.load_or_create(layout.secrets_file)
-        self.env = render.app_env(layout, self.creds)
+        self.env = local_app_env(layout, self.creds)
+        self.deployment = local_deployment(layout, self.creds)
         self.urls = {k: v.rstrip("/") for k, v in layout.urls().items()}
 
     def votectl(
@@ -112,8 +114,7 @@ class StackHandle:
 
     def sql(self, statement: str, *params, database: str = "postgres", port_kind: str = "pg-rw"):
         """Run one statement as the superuser through HAProxy; rows if it returns any."""
-        dsn = self.superuser_dsn(port_kind).replace("dbname=postgres", f"dbname={database}")
-        conn = psycopg2.connect(dsn)
+        conn = self.deployment.pg_connect(database, port=self.layout.port(port_kind))
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
@@ -121,12 +122,6 @@ class StackHandle:
                 return cur.fetchall() if cur.description else None
         finally:
             conn.close()
-
-    def superuser_dsn(self, port_kind: str = "pg-rw") -> str:
-        return (
-            f"host=127.0.0.1 port={self.layout.port(port_kind)} user=postgres dbname=postgres "
-            f"password={self.creds['PG_SUPERUSER_PASSWORD']} connect_timeout=2"
-        )
 
 
 VOTECTL = str(Path(sys.executable).parent / "votectl")

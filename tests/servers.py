@@ -10,14 +10,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from ops.render import pg_bindir
+from ops.local.host import pg_bindir
+from ops.wait import wait_for
 
 PG_USER = "postgres"
 
@@ -33,20 +33,6 @@ def free_port(start: int = 24000, end: int = 28000) -> int:
                 continue
             return port
     raise RuntimeError("no free port found")
-
-
-def wait_for(check, what: str, timeout: float = 20.0) -> None:
-    """Poll `check` until it returns truthy, or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:
-            last = exc
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not become ready in {timeout}s (last error: {last})")
 
 
 @dataclass
@@ -110,7 +96,7 @@ def redis_cluster() -> Iterator[RedisCluster]:
                 stderr=subprocess.STDOUT,
             )
         )
-        wait_for(lambda: cluster.client().ping(), "redis master")
+        wait_for(lambda: cluster.client().ping(), "redis master", 20)
         wait_for(
             lambda: (
                 cluster.client().info("replication")["connected_slaves"] >= 1
@@ -118,12 +104,14 @@ def redis_cluster() -> Iterator[RedisCluster]:
                 == "up"
             ),
             "redis replica",
+            20,
         )
         wait_for(
             lambda: redis.Redis(
                 port=cluster.sentinel_port, password=password
             ).sentinel_get_master_addr_by_name("mymaster"),
             "sentinel",
+            20,
         )
         yield cluster
     finally:

@@ -9,8 +9,8 @@ from enum import IntEnum
 from prometheus_client import start_http_server
 from sqlalchemy.exc import ArgumentError
 
-from app.config import Config, ConfigError
-from app.logs import configure_logging
+from core.config import Config, ConfigError
+from core.logs import configure_logging
 from worker.daemon import VoteWorker
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from app.stream import MalformedVote, Vote, decode, split_id
+from core.stream import MalformedVote, Vote, decode, split_id
 
 # What redis-py returns for one stream entry: (id, fields); fields is empty or None when
 # the entry was deleted while it was pending.

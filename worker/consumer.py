@@ -16,7 +16,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from app.stream import DEAD_LETTER, GROUP, STREAM
+from core.stream import DEAD_LETTER, GROUP, STREAM
 from worker.batch import Entry, Rejected
 
 # Errors that mean "Redis cannot serve us right now", not "we sent something wrong".

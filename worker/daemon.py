@@ -11,10 +11,10 @@ from redis import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import Engine
 
-from app.config import Config, ConfigError
-from app.db import make_engine
-from app.redis import make_sentinel, master_client
-from app.stream import DEAD_LETTER, GROUP, STREAM
+from core.config import Config
+from core.db import make_engine
+from core.redis_client import make_sentinel, master_client
+from core.stream import DEAD_LETTER, GROUP, STREAM
 from worker.batch import Batch, Entry, Rejected, decode_batch, newest_per_voter
 from worker.consumer import REDIS_UNAVAILABLE, ConsumerGroup, is_nogroup
 from worker.metrics import WorkerMetrics
@@ -30,20 +30,6 @@ SOCKET_TIMEOUT_MARGIN_S = 5.0
 REDIS_RETRIES = 3
 # Sleeps are cut into slices this long so that stop() is noticed quickly.
 NAP_S = 0.1
-
-
-def check_settings(config: Config) -> None:
-    """Reject worker settings that would block forever or never make progress."""
-    for name, value in [
-        ("WORKER_BATCH", config.worker_batch),
-        ("WORKER_BLOCK_MS", config.worker_block_ms),
-        ("WORKER_MAX_DELIVERIES", config.worker_max_deliveries),
-        ("WORKER_CLAIM_IDLE_MS", config.worker_claim_idle_ms),
-    ]:
-        if value < 1:
-            raise ConfigError(f"{name}: must be at least 1")
-    if not config.worker_name.strip():
-        raise ConfigError("WORKER_NAME: must not be empty")
 
 
 class VoteWorker:
@@ -66,7 +52,6 @@ class VoteWorker:
         nap: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        check_settings(config)
         self.config = config
         self.metrics = metrics or WorkerMetrics()
         self.group = ConsumerGroup(
@@ -96,7 +81,6 @@ class VoteWorker:
     @classmethod
     def from_config(cls, config: Config, **kwargs) -> VoteWorker:
         """A worker with its own Sentinel client and a small read-write engine."""
-        check_settings(config)
         socket_timeout = config.worker_block_ms / 1000 + SOCKET_TIMEOUT_MARGIN_S
         redis = master_client(
             config, make_sentinel(config), socket_timeout=socket_timeout, retries=REDIS_RETRIES

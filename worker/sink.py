@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from redis.backoff import EqualJitterBackoff
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
@@ -57,8 +57,9 @@ SELECT count(*) FROM changed
 
 # SQLSTATE classes that blame the entry itself (data exception, integrity violation).
 _REJECTING_CLASSES = frozenset({"22", "23"})
-# Serialization failure and deadlock: retry the transaction at once.
+# Serialization failure and deadlock: retry the transaction almost at once.
 _CONFLICTS = frozenset({"40001", "40P01"})
+_CONFLICT_BACKOFF = EqualJitterBackoff(cap=0.2, base=0.02)
 
 
 class SinkError(Exception):
@@ -169,7 +170,7 @@ class PostgresSink:
                     raise EntriesRejected(f"{state} {describe(exc)}") from exc
                 if state in _CONFLICTS and attempt < self._conflict_retries:
                     logger.info("batch hit %s (%s); retrying", state, describe(exc))
-                    self._sleep(random.uniform(0.01, 0.05) * attempt)
+                    self._sleep(_CONFLICT_BACKOFF.compute(attempt - 1))
                     continue
                 if isinstance(exc, OperationalError | InterfaceError) and state not in _CONFLICTS:
                     # The pool may hold connections to a demoted leader: start afresh.

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.auth import User
-from app.models import accounts
+from core.models import accounts
 
 UNIQUE_VIOLATION = "23505"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from app.config import Config
-from app.models import tallies
+from core.config import Config
+from core.models import tallies
 
 
 def read_counts(engine: Engine, keys: list[str]) -> dict[str, int]:

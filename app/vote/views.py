@@ -19,10 +19,10 @@ from flask import (
 from app.auth import current_user, current_voter
 from app.ballot_box import VoteNotSaved, record_vote
 from app.choices import current_choice, remember_vote
-from app.config import PollOption
 from app.metrics import count_vote
 from app.resources import get_config, get_resources
-from app.stream import Vote
+from core.config import PollOption
+from core.stream import Vote
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,13 @@ def _cast(option: PollOption) -> Vote:
     """Record a vote for `option` by the session's voter; 503 unless replicas confirm it."""
     vote = Vote.new(current_voter(), option.key)
     try:
-        record_vote(get_resources().redis, vote, get_config())
+        entry_id = record_vote(get_resources().redis, vote, get_config())
     except VoteNotSaved as exc:
         count_vote("rejected", "not_saved")
         logger.warning("vote %s by %s not saved: %s", vote.vote_id, vote.voter, exc)
         abort(503, NOT_SAVED)
     count_vote("accepted", "ok")
-    remember_vote(vote)
+    remember_vote(vote, entry_id)
     return vote
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,9 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.config import Config
 from app.resources import get_resources
 from app.sessions import COOKIE_NAME
+from core.config import Config
+from ops import voter
 from tests.servers import RedisCluster
 
 MakeApp = Callable[..., Flask]
@@ -53,9 +53,9 @@ def master(redis_servers: RedisCluster) -> redis.client.Redis:
 
 def csrf_from_page(html: str) -> str:
     """The CSRF token in a page's hidden form field."""
-    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
-    assert match, "no csrf_token field in the page"
-    return match.group(1)
+    token = voter.csrf_from_page(html)
+    assert token, "no csrf_token field in the page"
+    return token
 
 
 def api_token(client: FlaskClient) -> str:

@@ -10,9 +10,9 @@ import pytest
 import redis.client
 
 from app.ballot_box import VoteNotSaved, record_vote
-from app.config import Config
-from app.redis import master_client
-from app.stream import STREAM, Vote
+from core.config import Config
+from core.redis_client import master_client
+from core.stream import STREAM, Vote
 
 
 @pytest.fixture

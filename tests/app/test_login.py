@@ -10,9 +10,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, insert, select, text
 
 from app.login.accounts import UsernameTaken, create_account
-from app.models import accounts, votes
 from app.sessions import COOKIE_NAME, KEY_PREFIX
-from app.stream import Vote
+from core.models import accounts, votes
+from core.stream import Vote
 from tests.app.conftest import MakeApp, api_token, csrf_from_page, session_cookie
 
 PASSWORD = "correct horse battery"
@@ -250,3 +250,34 @@ def test_login_is_rate_limited_per_client_address(make_app):
     assert limited.get_json() == {
         "error": "Too many login attempts. Please wait a minute and try again."
     }
+
+
+def test_the_newer_vote_is_decided_by_stream_order_not_by_a_clock(make_app, client, db, master):
+    """Last vote wins by stream position, on the pages as in the worker: a Postgres row from a
+    later stream entry wins over this session's vote even if its timestamp is older (another
+    app server's clock was behind)."""
+    register(client, "judy")
+    vote_client = make_app("vote").test_client()
+    vote_client.set_cookie(COOKIE_NAME, session_cookie(client))
+    vote_client.post(
+        "/api/votes", json={"option": "cats"}, headers={"X-CSRFToken": api_token(vote_client)}
+    )
+    client.set_cookie(COOKIE_NAME, session_cookie(vote_client))
+    [(entry_id, _)] = master.xrange("votes")
+    ms, seq = (int(part) for part in entry_id.decode().split("-"))
+
+    clock_behind = datetime.now(UTC) - timedelta(minutes=10)
+    with db.begin() as conn:
+        conn.execute(
+            insert(votes).values(
+                voter_id="user:1",
+                option="dogs",
+                stream_ms=ms,
+                stream_seq=seq + 1,
+                vote_id=Vote.new("user:1", "dogs").vote_id,
+                voted_at=clock_behind,
+            )
+        )
+
+    assert "Dogs" in account_page(client)
+    assert "(being counted)" not in account_page(client)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from app.config import Config
-from app.redis import master_client
+from core.config import Config
+from core.redis_client import master_client
 from tests.servers import RedisCluster, redis_cluster, wait_for
 
 
@@ -40,10 +40,12 @@ def test_a_pooled_connection_to_a_demoted_master_follows_sentinel(cluster, app_e
     wait_for(
         lambda: sentinel.execute_command("SENTINEL FAILOVER", "mymaster"),
         "Sentinel to accept the failover",
+        20,
     )
     wait_for(
         lambda: sentinel.sentinel_master("mymaster")["port"] == cluster.replica_port,
         "the failover to end",
+        20,
     )
     # Demote the old master without closing its clients: they only learn from READONLY.
     old.replicaof("127.0.0.1", cluster.replica_port)

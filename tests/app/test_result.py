@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, create_engine, insert
 
-from app.models import tallies, votes
+from core.models import tallies, votes
 from tests.app.conftest import MakeApp
 
 

@@ -8,7 +8,7 @@ import pytest
 import redis.client
 from flask.testing import FlaskClient
 
-from app.stream import STREAM
+from core.stream import STREAM
 from tests.app.conftest import api_token, csrf_from_page
 
 VOTE_ID = re.compile(r"[0-9a-f]{32}")

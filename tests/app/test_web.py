@@ -13,7 +13,7 @@ import requests
 from app import create_app
 from app.errors import UNAVAILABLE
 from app.sessions import COOKIE_NAME
-from app.stream import STREAM
+from core.stream import STREAM
 from tests.app.conftest import api_token, csrf_from_page, session_cookie
 from tests.servers import free_port, wait_for
 
@@ -215,7 +215,7 @@ def test_gunicorn_serves_the_app_with_shared_metrics(app_env, clean_data, tmp_pa
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: requests.get(f"{base}/healthz", timeout=1).ok, "gunicorn")
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=1).ok, "gunicorn", 20)
         browser = requests.Session()
         token = browser.get(f"{base}/api/csrf", timeout=5).json()["csrf_token"]
         for _ in range(3):

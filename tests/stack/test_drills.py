@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from ops.drill import DrillOptions, run_drill
-from ops.load import Attempt
-from ops.render import APP_DB
-from ops.stackview import StackContext, whole_problems
+from ops.drill.load import Attempt
+from ops.drill.run import DrillOptions, run_drill
+from ops.drill.view import StackContext, whole_problems
+from ops.local.layout import APP_DB
 
 pytestmark = [
     pytest.mark.stack,

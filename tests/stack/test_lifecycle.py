@@ -9,8 +9,8 @@ import subprocess
 import psutil
 import pytest
 
-from ops.layout import PATRONI_MEMBERS, Layout
-from ops.supervisor import Supervisor
+from ops.local.layout import PATRONI_MEMBERS, Layout
+from ops.local.supervisor import Supervisor
 from tests.conftest import VOTECTL, make_state_dir
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

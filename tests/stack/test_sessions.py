@@ -11,13 +11,13 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import bindparam, create_engine, text
 
-from ops.layout import HOST, WORKERS
+from ops.local.layout import HOST, WORKERS
+from ops.voter import csrf_from_page
 
 pytestmark = pytest.mark.stack
 
 TIMEOUT = 10
 PASSWORD = "correct horse battery"
-CSRF_FIELD = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 CHOSEN = re.compile(r'value="([a-z0-9_-]+)"\s+class="option chosen"\s+aria-pressed="true"')
 OPTION = re.compile(r'<button type="submit" name="option" value="([a-z0-9_-]+)"')
 
@@ -28,9 +28,9 @@ def instances(stack, app: str) -> list[str]:
 
 
 def csrf_from(html: str) -> str:
-    match = CSRF_FIELD.search(html)
-    assert match, "no csrf_token field in the page"
-    return match.group(1)
+    token = csrf_from_page(html)
+    assert token, "no csrf_token field in the page"
+    return token
 
 
 def get(session: requests.Session, url: str) -> requests.Response:

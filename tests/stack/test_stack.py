@@ -7,20 +7,14 @@ import time
 import psycopg2
 import pytest
 
-from ops.layout import HOST, PATRONI_MEMBERS, REDIS_NODES
+from ops.local.layout import HOST, PATRONI_MEMBERS, REDIS_NODES
+from ops.wait import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 def wait_until(predicate, what: str, timeout: float = 60.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return wait_for(predicate, what, timeout, interval)
 
 
 def healthy(status: dict) -> bool:

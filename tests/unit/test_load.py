@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.load import Attempt, Load
+from ops.drill.load import Attempt, Load
 
 
 def load(**kwargs) -> Load:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ops.load import Attempt
-from ops.reconcile import (
+from ops.drill.load import Attempt
+from ops.drill.reconcile import (
     Row,
     Snapshot,
     failures,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -12,19 +11,15 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 
-from app.config import Config
-from app.stream import GROUP, STREAM, Vote, split_id
+from core.config import Config
+from core.stream import GROUP, STREAM, Vote, split_id
+from ops.wait import wait_for
 from worker.daemon import VoteWorker
 
 
 def wait_until(check: Callable[[], object], what: str, timeout: float = 15.0) -> object:
     """Poll until `check()` is truthy; fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return wait_for(check, what, timeout, 0.02)
 
 
 class Ledger:

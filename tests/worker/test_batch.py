@@ -1,6 +1,6 @@
 """Decoding a batch and keeping each voter's newest vote by stream position."""
 
-from app.stream import Vote
+from core.stream import Vote
 from worker.batch import decode_batch, newest_per_voter
 
 KEYS = frozenset({"cats", "dogs"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.stream import DEAD_LETTER, GROUP, STREAM
+from core.stream import DEAD_LETTER, GROUP, STREAM
 from worker.batch import Rejected
 from worker.consumer import ConsumerGroup
 

@@ -8,8 +8,8 @@ import random
 import redis
 from sqlalchemy import create_engine
 
-from app.db import make_engine
-from app.stream import DEAD_LETTER, GROUP, STREAM, Vote
+from core.db import make_engine
+from core.stream import DEAD_LETTER, GROUP, STREAM, Vote
 from tests.worker.conftest import (
     assert_exact,
     drained,

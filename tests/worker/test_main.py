@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.stream import GROUP, STREAM
+from core.stream import GROUP, STREAM
 from tests.worker.conftest import assert_exact, drained, rows, running, wait_until
 from worker.daemon import VoteWorker
 

@@ -2,16 +2,19 @@
 
 import logging
 
-from worker.outage import Backoff, Outage
+from worker.outage import Outage
+
+CEILINGS = [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_and_resets():
-    low = Backoff(base=0.1, cap=2.0, rng=lambda: 0.0)
-    high = Backoff(base=0.1, cap=2.0, rng=lambda: 1.0)
-    assert [round(high.next(), 2) for _ in range(7)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
-    assert [round(low.next(), 2) for _ in range(3)] == [0.05, 0.1, 0.2]
-    high.reset()
-    assert high.next() == 0.1
+    outage = Outage("redis")
+    for _ in range(20):  # jitter: every draw stays within [ceiling/2, ceiling]
+        delays = [outage.failed("down") for _ in CEILINGS]
+        assert all(c / 2 <= d <= c for c, d in zip(CEILINGS, delays, strict=True)), delays
+        outage.recovered()
+        assert 0.05 <= outage.failed("down") <= 0.1
+        outage.recovered()
 
 
 def test_an_outage_logs_one_line_each_way_and_counts_once(caplog):

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import create_engine
 
-from app.stream import Vote
+from core.stream import Vote
 from tests.servers import free_port
 from tests.worker.conftest import rows, tallies
 from worker.batch import StreamVote, newest_per_voter

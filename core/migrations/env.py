@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
-from app.models import metadata
+from core.models import metadata
 
 # Any number of processes may run `votectl db upgrade` at once; the lock serialises them
 # and the later ones find nothing left to do.

@@ -6,14 +6,20 @@ import logging
 import time
 from collections.abc import Callable
 
-import psycopg2
 import redis
 import requests
 
-from ops.layout import HOST, REDIS_NODES, SENTINELS
-from ops.stackview import DrillError, StackContext, sentinels_settled, wait_for
+from ops.drill.view import StackContext, sentinels_settled
+from ops.local.health import leader_port
+from ops.local.layout import HOST, REDIS_NODES, SENTINELS
+from ops.wait import wait_for
 
 logger = logging.getLogger(__name__)
+
+
+class SwitchoverError(Exception):
+    """A switchover was refused or could not be done; the message says why."""
+
 
 # Writes stay paused on the old master at most this long, even if we die half-way.
 PAUSE_MS = 5000
@@ -61,7 +67,7 @@ def redis_switchover(
     lose acknowledged writes: see docs/GUARANTEES.md).
     """
     if method not in METHODS:
-        raise DrillError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+        raise SwitchoverError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     old_node = ctx.redis_master()
     wait_for(
         lambda: sentinels_settled(ctx, old_node),
@@ -109,25 +115,6 @@ def redis_switchover(
     return result
 
 
-def _rw_port(ctx: StackContext) -> int | None:
-    """The Postgres port HAProxy's read-write front reaches, if it is a primary."""
-    conn = psycopg2.connect(
-        host=HOST,
-        port=ctx.layout.port("pg-rw"),
-        user="postgres",
-        password=ctx.creds["PG_SUPERUSER_PASSWORD"],
-        dbname="postgres",
-        connect_timeout=1,
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_is_in_recovery(), inet_server_port()")
-            in_recovery, port = cur.fetchone()
-    finally:
-        conn.close()
-    return None if in_recovery else port
-
-
 def postgres_switchover(
     ctx: StackContext,
     candidate: str | None = None,
@@ -140,7 +127,7 @@ def postgres_switchover(
     leader = ctx.patroni_role("leader")
     candidate = candidate or ctx.patroni_role("sync_standby")
     if leader is None or candidate is None or candidate == leader:
-        raise DrillError(f"cannot switch over from {leader} to {candidate}")
+        raise SwitchoverError(f"cannot switch over from {leader} to {candidate}")
     started = time.monotonic()
     reply = requests.post(
         f"http://{ctx.layout.addr(ctx.layout.api_port(leader))}/switchover",
@@ -149,10 +136,14 @@ def postgres_switchover(
         timeout=timeout,
     )
     if reply.status_code != 200:
-        raise DrillError(f"Patroni refused the switchover ({reply.status_code}): {reply.text}")
+        raise SwitchoverError(f"Patroni refused the switchover ({reply.status_code}): {reply.text}")
     progress(f"Patroni: {reply.text.strip()}")
     port = ctx.layout.pg_port(candidate)
-    wait_for(lambda: _rw_port(ctx) == port, f"HAProxy's read-write port to reach {candidate}", 30)
+    wait_for(
+        lambda: leader_port(ctx.deployment, timeout=1) == port,
+        f"HAProxy's read-write port to reach {candidate}",
+        30,
+    )
     switched = time.monotonic()
     return {
         "old_leader": leader,

@@ -86,3 +86,22 @@ def split_id(stream_id: bytes | str) -> tuple[int, int]:
     if not match:
         raise MalformedVote(f"bad stream id {stream_id!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def drained(client) -> bool:
+    """Every entry of the stream has been delivered to the workers and acknowledged by them.
+
+    "Delivered" compares the group's last-delivered id with the stream's last id rather than
+    trusting XINFO's lag: Redis 7.0 keeps reporting a lag after a failover and trimming,
+    even when nothing is left to read.
+    """
+    with client.pipeline(transaction=True) as pipe:
+        pipe.xinfo_groups(STREAM)
+        pipe.xinfo_stream(STREAM)
+        groups, stream = pipe.execute()
+    group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+    return (
+        group is not None
+        and group["pending"] == 0
+        and group["last-delivered-id"] == stream["last-generated-id"]
+    )

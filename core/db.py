@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine
 
-from app.config import Config
+from core.config import Config
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ops.load import Attempt
+from ops.drill.load import Attempt
+from ops.figures import percentile
 
 
 @dataclass(frozen=True)
@@ -111,15 +111,6 @@ def reconcile(attempts: Sequence[Attempt], snapshot: Snapshot) -> Reconciliation
             result.tally_mismatches.append({"option": option, "tally": tally, "rows": rows})
             result.double_counted += max(0, tally - rows)
     return result
-
-
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """The pct-th percentile (nearest rank) of values, or None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1))
-    return ordered[rank]
 
 
 def latency(attempts: Iterable[Attempt], start: float, end: float) -> dict[str, float | None]:

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import psutil
 import requests
 
-from ops.layout import REDIS_NODES, SENTINELS, WORKERS
-from ops.stackview import DrillError, StackContext, wait_for
+from ops.drill import DrillError
+from ops.drill.view import StackContext
+from ops.local.layout import REDIS_NODES, SENTINELS, WORKERS
+from ops.wait import wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,8 @@ def _redis_master(ctx: StackContext) -> Fault:
         )
         back = time.monotonic()
         # Only once every Sentinel knows: a node restarted before that may be told it is
-        # still the master and wipe its replicas (local-stack-notes G11, G13).
+        # still the master and wipe its replicas (a restarted old master claims the master
+        # role for about 10 s before Sentinel demotes it).
         wait_for(
             lambda: (
                 len(set(ctx.sentinel_masters().values()) - {victim}) == 1

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_BASE_PORT = 17000
+from core.config import DEFAULT_MASTER_NAME
+from ops.deployment import DEFAULT_BASE_PORT
+
 # Keep every port below Linux's ephemeral range (32768+): outgoing connections of other
-# programs could otherwise grab a stack port between two runs (local-stack-notes G8).
+# programs could otherwise grab a stack port between two runs.
 MAX_PORT = 32767
 HOST = "127.0.0.1"
+# The apps' database and the role that owns it.
+APP_DB = "votes"
+APP_ROLE = "vote"
 
 REDIS_NODES = ("redis-1", "redis-2", "redis-3")
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
@@ -38,6 +41,7 @@ _OFFSETS = {
     "result": 610,
     "login": 620,
     "worker-metrics": 630,
+    "backup-metrics": 640,
     "prometheus": 909,
     "redis-exporter": 920,
     "sentinel-exporter": 921,
@@ -53,26 +57,13 @@ def _index(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
 
 
-def default_state_dir() -> Path:
-    """The stack's state: VOTECTL_STATE_DIR, else `.stack` in the checkout."""
-    env = os.environ.get("VOTECTL_STATE_DIR")
-    return Path(env).resolve() if env else REPO / ".stack"
-
-
-def default_base_port() -> int:
-    raw = os.environ.get("VOTECTL_BASE_PORT", str(DEFAULT_BASE_PORT))
-    if not raw.isdigit():
-        raise LayoutError(f"VOTECTL_BASE_PORT: expected a number, got {raw!r}")
-    return int(raw)
-
-
 @dataclass(frozen=True)
 class Layout:
     """Ports and paths of one local stack, derived from a state dir and a base port."""
 
     state_dir: Path
     base_port: int = DEFAULT_BASE_PORT
-    master_name: str = "mymaster"
+    master_name: str = DEFAULT_MASTER_NAME
 
     def __post_init__(self) -> None:
         highest = MAX_PORT - max(_OFFSETS.values()) - 9
@@ -132,6 +123,7 @@ class Layout:
                 "prometheus",
                 "redis-exporter",
                 "sentinel-exporter",
+                "backup-metrics",
             )
         }
         for node in REDIS_NODES:

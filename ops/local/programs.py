@@ -1,26 +1,24 @@
-"""Turn a Layout and its credentials into supervisord programs and their environments."""
+"""The local stack's programs: what supervisord runs for each member, with its environment."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ops.layout import (
+from ops.deployment import REPO
+from ops.local.deployment import app_env
+from ops.local.host import PG_USER, pg_bindir, runs_as_root
+from ops.local.layout import (
     HOST,
     PATRONI_MEMBERS,
     REDIS_NODES,
-    REPO,
     SENTINELS,
     WORKERS,
     Layout,
     venv_bin,
 )
 
-PG_USER = "postgres"
-APP_DB = "votes"
-APP_ROLE = "vote"
 # Lower for a loopback stack than production (see README "Tuning failover"): a silent
 # master is declared down after 1 s, so a crash costs about 2 s of Redis writes.
 SENTINEL_DOWN_AFTER_MS = 1000
@@ -75,47 +73,6 @@ def _escape(value: str) -> str:
 def _quote(part: str) -> str:
     part = part.replace("%", "%%")
     return f'"{part}"' if re.search(r"\s", part) else part
-
-
-def pg_bindir() -> Path:
-    """PostgreSQL's server binaries (Debian layout, 15 preferred)."""
-    for candidate in [
-        Path("/usr/lib/postgresql/15/bin"),
-        *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True),
-    ]:
-        if (candidate / "postgres").exists():
-            return candidate
-    raise FileNotFoundError(
-        "PostgreSQL server binaries not found under /usr/lib/postgresql "
-        "(install postgresql-15: ./dev bootstrap)"
-    )
-
-
-def runs_as_root() -> bool:
-    return os.geteuid() == 0
-
-
-def app_env(layout: Layout, creds: dict[str, str]) -> dict[str, str]:
-    """What the apps and workers read through Config.from_env()."""
-    db = f"postgresql+psycopg2://{APP_ROLE}:{creds['APP_DB_PASSWORD']}@{HOST}"
-    return {
-        "SECRET_KEY": creds["SECRET_KEY"],
-        "REDIS_SENTINELS": ",".join(layout.sentinel_addrs),
-        "REDIS_MASTER_NAME": layout.master_name,
-        "REDIS_PASSWORD": creds["REDIS_PASSWORD"],
-        "SENTINEL_PASSWORD": creds["SENTINEL_PASSWORD"],
-        "DATABASE_URL": f"{db}:{layout.port('pg-rw')}/{APP_DB}",
-        "DATABASE_RO_URL": f"{db}:{layout.port('pg-ro')}/{APP_DB}",
-        "LOG_FORMAT": "text",
-    }
-
-
-def superuser_url(layout: Layout, creds: dict[str, str], database: str = "postgres") -> str:
-    """The Postgres superuser through HAProxy's read-write port (provisioning only)."""
-    return (
-        f"postgresql+psycopg2://postgres:{creds['PG_SUPERUSER_PASSWORD']}@{HOST}:"
-        f"{layout.port('pg-rw')}/{database}"
-    )
 
 
 def sentinel_file(layout: Layout, sentinel: str) -> Path:
@@ -175,7 +132,7 @@ def redis_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 ["sh", str(REPO / "redis" / "start.sh")],
                 priority=20,
                 # Never restarted behind Sentinel's back: `votectl start` brings a node back as
-                # a replica of the current master (local-stack-notes G11/G13).
+                # a replica of the current master (redis/start.sh).
                 autorestart=False,
                 env={
                     "REDIS_CONF": str(REPO / "redis" / "redis.conf"),
@@ -347,6 +304,8 @@ def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 "3600",
                 "--keep",
                 "24",
+                "--metrics",
+                layout.addr(layout.port("backup-metrics")),
             ],
             priority=90,
             autostart=False,
@@ -415,39 +374,6 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     return progs
 
 
-def prometheus_targets(layout: Layout) -> dict[str, list[dict]]:
-    """targets/<job>.json for the shared monitoring/prometheus.yml, with loopback addresses."""
-
-    def plain(ports: list[int]) -> list[dict]:
-        return [{"targets": [layout.addr(p) for p in ports]}]
-
-    apps = {
-        app: [port for _, a, port in layout.app_instances if a == app]
-        for app in ("vote", "result", "login")
-    }
-    return {
-        "prometheus": plain([layout.port("prometheus")]),
-        **{app: plain(ports) for app, ports in apps.items()},
-        "worker": plain([layout.port("worker-metrics", w) for w in WORKERS]),
-        "patroni": plain([layout.api_port(m) for m in PATRONI_MEMBERS]),
-        "haproxy": plain([layout.port("stats")]),
-        "etcd": plain([layout.port("etcd-client")]),
-        "postgres": plain([layout.port("postgres-exporter", m) for m in PATRONI_MEMBERS]),
-        "redis": [
-            {
-                "targets": [layout.addr(layout.redis_port(n)) for n in REDIS_NODES],
-                "labels": {"__exporter_address__": layout.addr(layout.port("redis-exporter"))},
-            }
-        ],
-        "sentinel": [
-            {
-                "targets": layout.sentinel_addrs,
-                "labels": {"__exporter_address__": layout.addr(layout.port("sentinel-exporter"))},
-            }
-        ],
-    }
-
-
 def programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     """Every program of the stack, in start order."""
     return [
@@ -459,26 +385,3 @@ def programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
         *monitoring_programs(layout, creds),
         *app_programs(layout, creds),
     ]
-
-
-def supervisord_conf(layout: Layout, progs: list[Program]) -> str:
-    """The whole supervisord.conf (it holds passwords: written with mode 0600)."""
-    header = f"""; Generated by votectl for the local stack in {layout.state_dir}. Do not edit.
-[unix_http_server]
-file={layout.supervisor_socket}
-chmod=0700
-
-[supervisord]
-logfile={layout.log("supervisord")}
-pidfile={layout.path("run", "supervisord.pid")}
-childlogdir={layout.path("logs")}
-minfds=4096
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://{layout.supervisor_socket}
-
-"""
-    return header + "\n".join(p.section(layout) for p in progs)

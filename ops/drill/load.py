@@ -13,12 +13,10 @@ from dataclasses import asdict, dataclass
 
 import requests
 
+from ops.voter import Voter
+
 logger = logging.getLogger(__name__)
 
-# Longer than anything the server may spend on one vote (write budget, Redis retries,
-# HAProxy's 30 s server timeout): a voter never sends a new vote while the server may still
-# be writing the previous one, or the old one could land later and win.
-REQUEST_TIMEOUT_S = (2.0, 35.0)
 CSRF_ATTEMPTS = 5
 # Requests in flight at most; beyond, a vote waits for a thread (its latency starts then).
 MAX_THREADS = 2000
@@ -57,32 +55,19 @@ class Attempt:
         return asdict(self)
 
 
-class Voter:
-    """One browser: its own session cookie and CSRF token, one request at a time."""
+class SimulatedVoter(Voter):
+    """A voter of the load: numbered, and remembering its last acknowledged choice."""
 
-    def __init__(self, index: int, base_url: str) -> None:
+    def __init__(self, index: int, base_url: str, *, verify: bool | str = True) -> None:
+        super().__init__(base_url, verify=verify)
         self.index = index
-        self.base_url = base_url.rstrip("/")
-        self.http = requests.Session()
-        self.token: str | None = None
         self.choice: str | None = None
 
-    def fetch_token(self) -> None:
-        reply = self.http.get(f"{self.base_url}/api/csrf", timeout=REQUEST_TIMEOUT_S)
-        reply.raise_for_status()
-        self.token = reply.json()["csrf_token"]
-
-    def vote(self, option: str, clock: Callable[[], float]) -> Attempt:
+    def attempt(self, option: str, clock: Callable[[], float]) -> Attempt:
+        """Vote once through the API and record what the voter saw."""
         attempt = Attempt(self.index, option, clock())
         try:
-            if self.token is None:
-                self.fetch_token()
-            reply = self.http.post(
-                f"{self.base_url}/api/votes",
-                json={"option": option},
-                headers={"X-CSRFToken": self.token or ""},
-                timeout=REQUEST_TIMEOUT_S,
-            )
+            reply = self.vote(option)
             attempt.status = reply.status_code
             if reply.ok:
                 body = reply.json()
@@ -129,6 +114,7 @@ class Load:
         fresh_windows: Sequence[tuple[float, float]] = (),
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        verify: bool | str = True,
     ) -> None:
         if rate <= 0 or duration <= 0 or voters < 1 or len(options) < 2:
             raise ValueError("need rate > 0, duration > 0, voters >= 1 and two options")
@@ -136,20 +122,23 @@ class Load:
         self.options = list(options)
         self.rate, self.duration, self.change = rate, duration, change
         self.ticks = int(rate * duration)
-        self.voters = [Voter(i, base_url) for i in range(voters)]
+        self.voters = [SimulatedVoter(i, base_url, verify=verify) for i in range(voters)]
         self.repeat_voters = voters
         # Each window's new voters, and which window a tick belongs to.
-        self.windows: list[deque[Voter]] = []
+        self.windows: list[deque[SimulatedVoter]] = []
         self._window_of: dict[int, int] = {}
         for start, end in fresh_windows:
             ticks = range(max(0, int(rate * start)), min(self.ticks, int(rate * end)))
-            fresh = [Voter(len(self.voters) + i, base_url) for i in range(len(ticks))]
+            fresh = [
+                SimulatedVoter(len(self.voters) + i, base_url, verify=verify)
+                for i in range(len(ticks))
+            ]
             self.voters += fresh
             self._window_of.update(dict.fromkeys(ticks, len(self.windows)))
             self.windows.append(deque(fresh))
         self.random = random.Random(seed)
         self.clock = clock
-        self._idle: deque[Voter] = deque()
+        self._idle: deque[SimulatedVoter] = deque()
         self._lock = threading.Lock()
         self._attempts: list[Attempt] = []
 
@@ -172,12 +161,12 @@ class Load:
         lower `parallel` while the load runs, to keep the extra traffic gentle."""
         self._prepare(list(self.windows[index]), parallel)
 
-    def _prepare(self, voters: list[Voter], parallel: int = 32) -> None:
+    def _prepare(self, voters: list[SimulatedVoter], parallel: int = 32) -> None:
         if voters:
             with ThreadPoolExecutor(max_workers=min(parallel, len(voters))) as pool:
                 list(pool.map(self._prepare_one, voters))
 
-    def _prepare_one(self, voter: Voter) -> None:
+    def _prepare_one(self, voter: SimulatedVoter) -> None:
         for attempt in range(1, CSRF_ATTEMPTS + 1):
             try:
                 voter.fetch_token()
@@ -189,21 +178,21 @@ class Load:
                     raise RuntimeError(f"cannot open a voter session: {exc}") from exc
                 time.sleep(0.2 * attempt)
 
-    def _pick_option(self, voter: Voter) -> str:
+    def _pick_option(self, voter: SimulatedVoter) -> str:
         if voter.choice is None:
             return self.random.choice(self.options)
         if self.random.random() < self.change:
             return self.random.choice([o for o in self.options if o != voter.choice])
         return voter.choice
 
-    def _run_one(self, voter: Voter, option: str) -> None:
-        attempt = voter.vote(option, self.clock)
+    def _run_one(self, voter: SimulatedVoter, option: str) -> None:
+        attempt = voter.attempt(option, self.clock)
         with self._lock:
             self._attempts.append(attempt)
             if voter.index < self.repeat_voters:  # a new voter votes once
                 self._idle.append(voter)
 
-    def _next_voter(self, tick: int) -> Voter | None:
+    def _next_voter(self, tick: int) -> SimulatedVoter | None:
         with self._lock:
             window = self._window_of.get(tick)
             if window is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pwd
@@ -16,19 +15,24 @@ from pathlib import Path
 
 import psutil
 
-from app.migrate import upgrade
-from ops import credentials, health, render
+from core.migrate import upgrade
 from ops.db import ensure_role_and_database
-from ops.layout import (
+from ops.deployment import REPO
+from ops.local import credentials, health, monitoring
+from ops.local.deployment import app_env, local_deployment, superuser_url
+from ops.local.host import PG_USER, runs_as_root
+from ops.local.layout import (
+    APP_DB,
+    APP_ROLE,
     PATRONI_MEMBERS,
     REDIS_NODES,
-    REPO,
     SENTINELS,
     WORKERS,
     Layout,
     venv_bin,
 )
-from ops.supervisor import Supervisor, SupervisorError
+from ops.local.programs import Program, programs
+from ops.local.supervisor import Supervisor, SupervisorError, supervisord_conf
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +62,10 @@ def check_ports_free(layout: Layout) -> None:
 
 
 def _pg_owner() -> tuple[int, int] | None:
-    if not render.runs_as_root():
+    if not runs_as_root():
         return None
     try:
-        entry = pwd.getpwnam(render.PG_USER)
+        entry = pwd.getpwnam(PG_USER)
     except KeyError:
         raise StackError(
             "running as root needs a 'postgres' user to run PostgreSQL "
@@ -86,7 +90,7 @@ def prepare_dirs(layout: Layout) -> None:
     shutil.rmtree(prom, ignore_errors=True)  # stale multiprocess metric files mislead
     for program, _, _ in layout.app_instances:
         (prom / program).mkdir(parents=True)
-    _prepare_prometheus(layout)
+    monitoring.prepare(layout)
     pg = layout.path("pg")
     pg.mkdir(exist_ok=True)
     pg.chmod(0o700)
@@ -95,17 +99,6 @@ def prepare_dirs(layout: Layout) -> None:
         for path in [pg, *pg.iterdir()]:
             os.chown(path, *owner)
         _check_postgres_can_run(layout)
-
-
-def _prepare_prometheus(layout: Layout) -> None:
-    """The shared prometheus.yml and rules, next to target files with this stack's ports."""
-    prom = layout.path("prometheus")
-    shutil.copy(REPO / "monitoring" / "prometheus.yml", prom / "prometheus.yml")
-    shutil.rmtree(prom / "rules", ignore_errors=True)
-    shutil.copytree(REPO / "monitoring" / "rules", prom / "rules")
-    (prom / "targets").mkdir(exist_ok=True)
-    for job, groups in render.prometheus_targets(layout).items():
-        (prom / "targets" / f"{job}.json").write_text(json.dumps(groups, indent=1) + "\n")
 
 
 def _check_postgres_can_run(layout: Layout) -> None:
@@ -119,7 +112,7 @@ def _check_postgres_can_run(layout: Layout) -> None:
         str(layout.path("pg")),
     ]
     result = subprocess.run(
-        ["runuser", "-u", render.PG_USER, "--", *probe], capture_output=True, text=True
+        ["runuser", "-u", PG_USER, "--", *probe], capture_output=True, text=True
     )
     if result.returncode != 0:
         raise StackError(
@@ -129,23 +122,20 @@ def _check_postgres_can_run(layout: Layout) -> None:
         )
 
 
-def write_config(layout: Layout, creds: dict[str, str]) -> list[render.Program]:
-    progs = render.programs(layout, creds)
+def write_config(layout: Layout, creds: dict[str, str]) -> list[Program]:
+    progs = programs(layout, creds)
     fd = os.open(layout.supervisor_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(render.supervisord_conf(layout, progs))
+        handle.write(supervisord_conf(layout, progs))
     return progs
 
 
 def provision_database(layout: Layout, creds: dict[str, str]) -> None:
     """The app role and database (superuser), then the schema migrations (app role)."""
     ensure_role_and_database(
-        render.superuser_url(layout, creds),
-        render.APP_ROLE,
-        creds["APP_DB_PASSWORD"],
-        render.APP_DB,
+        superuser_url(layout, creds), APP_ROLE, creds["APP_DB_PASSWORD"], APP_DB
     )
-    upgrade(render.app_env(layout, creds)["DATABASE_URL"])
+    upgrade(app_env(layout, creds)["DATABASE_URL"])
 
 
 def app_program_names(layout: Layout) -> list[str]:
@@ -175,7 +165,8 @@ def up(
         write_config(layout, creds)
         progress(f"starting supervisord ({layout.supervisor_conf})")
         proc = supervisor.launch(foreground=foreground)
-    health.wait_healthy(layout, health.infra_checks(layout, creds), timeout, progress)
+    target = local_deployment(layout, creds)
+    health.wait_healthy(layout, health.infra_checks(layout, target), timeout, progress)
     if apps:
         provision_database(layout, creds)
         progress("schema migrated")
@@ -186,15 +177,13 @@ def up(
 
 
 def _stop_order(layout: Layout) -> list[list[str]]:
-    """Groups of programs stopped together, dependants before what they depend on."""
-    return [
-        app_program_names(layout),
-        ["haproxy"],
-        list(PATRONI_MEMBERS),
-        list(SENTINELS),
-        list(REDIS_NODES),
-        ["etcd-1"],
-    ]
+    """Groups of programs stopped together: the reverse of their start order (supervisord's
+    priorities), so dependants stop before what they depend on."""
+    creds = credentials.load_or_create(layout.secrets_file)
+    groups: dict[int, list[str]] = {}
+    for program in programs(layout, creds):
+        groups.setdefault(program.priority, []).append(program.name)
+    return [groups[priority] for priority in sorted(groups, reverse=True)]
 
 
 def down(layout: Layout, *, purge: bool = False, progress: Callable[[str], None] = print) -> None:
@@ -254,7 +243,7 @@ def _kill_tree(pid: int) -> None:
 
 
 def _sweep_postmasters(layout: Layout, progress: Callable[[str], None]) -> None:
-    """Patroni detaches the postmaster, so a killed Patroni can orphan it (G10)."""
+    """Patroni detaches the postmaster (its parent is PID 1), so a killed Patroni can orphan it."""
     for member in PATRONI_MEMBERS:
         pid_file = layout.pg_data(member) / "postmaster.pid"
         try:

@@ -4,30 +4,42 @@ from __future__ import annotations
 
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, MasterDownError, ResponseError
+from redis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    MasterDownError,
+    ReadOnlyError,
+    ResponseError,
+)
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
-from app.config import Config
+from core.config import Config
 
 
-def _master_moving(exc: ResponseError) -> bool:
-    return isinstance(exc, MasterDownError) or str(exc).startswith("NOREPLICAS")
+def master_is_moving(exc: ResponseError) -> bool:
+    """A demoted master (READONLY), or one cut off from its replicas (NOREPLICAS, MASTERDOWN):
+    Sentinel is replacing it, so the command is worth retrying on the new one."""
+    return isinstance(exc, ReadOnlyError | MasterDownError) or str(exc).startswith(
+        ("NOREPLICAS", "READONLY", "MASTERDOWN")
+    )
 
 
 class MasterConnection(SentinelManagedConnection):
     """A connection to the master that asks Sentinel again whenever it reconnects.
 
     redis-py 8.1 re-opens a dropped connection inside a command's retry loop straight to
-    its old address (Connection.send_packed_command skips the Sentinel lookup), so after a
-    switchover a client keeps hitting the demoted master (READONLY) or a dead one until its
-    whole retry budget is spent. Here every connect looks the master up first and tries
-    that address once; the command's retry loop does the rest.
+    its old address (connect_check_health skips the Sentinel lookup; redis/redis-py#3874,
+    #3560, open upstream), so after a switchover a client keeps hitting the demoted master
+    (READONLY) or a dead one until its whole retry budget is spent. Here every connect looks
+    the master up first and tries that address once; the command's retry loop does the
+    rest. This overrides a private method (_connect_retry), so pyproject.toml pins redis-py
+    to the release it was tested with.
 
-    It also treats NOREPLICAS and MASTERDOWN like READONLY: both mean the master is being
-    replaced or cut off from its replicas, so every client (sessions, votes, the worker)
-    retries through Sentinel instead of failing. Only this connection is dropped: closing
-    other threads' connections under them corrupts their replies.
+    It also turns every reply of master_is_moving() into a ConnectionError, the one signal
+    that every client (sessions, votes, the worker) retries through Sentinel instead of
+    failing. Only this connection is dropped: closing other threads' connections under
+    them corrupts their replies.
     """
 
     def _connect_retry(self) -> None:
@@ -46,7 +58,7 @@ class MasterConnection(SentinelManagedConnection):
         try:
             return super().read_response(*args, **kwargs)
         except ResponseError as exc:
-            if self.connection_pool.is_master and _master_moving(exc):
+            if self.connection_pool.is_master and master_is_moving(exc):
                 self.disconnect()
                 raise ConnectionError(str(exc)) from exc
             raise
@@ -60,6 +72,7 @@ def make_sentinel(config: Config) -> Sentinel:
         sentinel_kwargs={
             "socket_timeout": 0.5,
             "socket_connect_timeout": 0.5,
+            "username": config.sentinel_username,
             "password": config.sentinel_password,
             # discover_master already moves on to the next Sentinel; retrying a dead one
             # (redis-py 8 retries 10 times by default) only adds seconds to every lookup.
@@ -85,6 +98,7 @@ def master_client(
     retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), retries=retries)
     return sentinel.master_for(
         config.redis_master_name,
+        username=config.redis_username,
         password=config.redis_password,
         socket_timeout=socket_timeout,
         socket_connect_timeout=1.0,

@@ -1,4 +1,9 @@
-"""Settings for the apps and the worker, read from the environment in this one place."""
+"""Settings for the apps and the worker, read from the environment in this one place.
+
+Any setting NAME may instead be given as NAME_FILE, the path of a file holding the value
+(Docker and Swarm secrets are files under /run/secrets), so secrets need not sit in the
+environment of a process.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,45 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+# The Sentinel name of the Redis master, unless REDIS_MASTER_NAME says otherwise.
+DEFAULT_MASTER_NAME = "mymaster"
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it and says what to do."""
+
+
+class Environment(Mapping[str, str]):
+    """The environment, where NAME_FILE (a file's contents) stands for NAME."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> str:
+        path = self._env.get(f"{name}_FILE")
+        if path:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    return handle.read().rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+        return self._env[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._env or f"{name}_FILE" in self._env)
+
+    def __iter__(self):
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+def environment(env: Mapping[str, str] | None = None) -> Environment:
+    """`env` (default: the process environment) with NAME_FILE support."""
+    if isinstance(env, Environment):
+        return env
+    return Environment(os.environ if env is None else env)
 
 
 def _slug(label: str) -> str:
@@ -124,6 +165,21 @@ class Config:
     cookie_secure: bool = False
     # gunicorn with several workers: the directory where they share their metrics.
     metrics_multiproc_dir: str | None = None
+    # Redis ACL users of this service at the data nodes and at the Sentinels (None: default).
+    redis_username: str | None = None
+    sentinel_username: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in [
+            ("WORKER_BATCH", self.worker_batch),
+            ("WORKER_BLOCK_MS", self.worker_block_ms),
+            ("WORKER_MAX_DELIVERIES", self.worker_max_deliveries),
+            ("WORKER_CLAIM_IDLE_MS", self.worker_claim_idle_ms),
+        ]:
+            if value < 1:
+                raise ConfigError(f"{name}: must be at least 1")
+        if not self.worker_name.strip():
+            raise ConfigError("WORKER_NAME: must not be empty")
 
     @property
     def option_keys(self) -> frozenset[str]:
@@ -135,7 +191,7 @@ class Config:
 
         `web=False` (the worker) does not require SECRET_KEY, which only signs web sessions.
         """
-        env = os.environ if env is None else env
+        env = environment(env)
 
         def required(name: str) -> str:
             value = env.get(name, "").strip()
@@ -148,9 +204,11 @@ class Config:
         return cls(
             secret_key=required("SECRET_KEY") if web else env.get("SECRET_KEY", ""),
             sentinels=parse_hostports(required("REDIS_SENTINELS"), "REDIS_SENTINELS"),
-            redis_master_name=env.get("REDIS_MASTER_NAME", "mymaster"),
+            redis_master_name=env.get("REDIS_MASTER_NAME") or DEFAULT_MASTER_NAME,
             redis_password=env.get("REDIS_PASSWORD") or None,
             sentinel_password=env.get("SENTINEL_PASSWORD") or None,
+            redis_username=env.get("REDIS_USERNAME") or None,
+            sentinel_username=env.get("SENTINEL_USERNAME") or None,
             database_url=database_url,
             database_ro_url=env.get("DATABASE_RO_URL") or database_url,
             question=env.get("POLL_QUESTION", "Cats or dogs?"),
@@ -191,7 +249,7 @@ class GunicornSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> GunicornSettings:
         """Read GUNICORN_BIND, GUNICORN_WORKERS, GUNICORN_ACCESS_LOG, LOG_FORMAT and
         PROMETHEUS_MULTIPROC_DIR."""
-        env = os.environ if env is None else env
+        env = environment(env)
         workers = int(_number(env, "GUNICORN_WORKERS", 2))
         if workers < 1:
             raise ConfigError("GUNICORN_WORKERS: must be at least 1")

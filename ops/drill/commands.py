@@ -8,13 +8,20 @@ from pathlib import Path
 
 import click
 
-from ops.drill import ALL, TARGETS, DrillOptions, run_drill
-from ops.drill_report import render_table, strict_ok
-from ops.layout import Layout
-from ops.load import Attempt
-from ops.stackview import DrillError, StackContext
-from ops.supervisor import SupervisorError
-from ops.switchover import METHODS, postgres_switchover, redis_switchover
+from ops.drill import DrillError
+from ops.drill.load import Attempt
+from ops.drill.report import render_table, strict_ok
+from ops.drill.run import ALL, TARGETS, DrillOptions, run_drill
+from ops.drill.switchover import (
+    METHODS,
+    SwitchoverError,
+    postgres_switchover,
+    redis_switchover,
+)
+from ops.drill.view import StackContext
+from ops.local.layout import Layout
+from ops.local.supervisor import SupervisorError
+from ops.wait import WaitTimeout
 
 
 def _layout(ctx: click.Context) -> Layout:
@@ -114,7 +121,7 @@ def drill(
             reports.append(
                 run_drill(_layout(ctx), name, options, progress=_progress, before_reconcile=hook)
             )
-    except (DrillError, SupervisorError) as exc:
+    except (DrillError, SwitchoverError, SupervisorError, WaitTimeout) as exc:
         if reports:
             click.echo(render_table(reports), err=True)
         raise click.ClickException(str(exc)) from None
@@ -146,6 +153,6 @@ def switchover(ctx: click.Context, what: str, method: str, candidate: str | None
         else:
             result = postgres_switchover(stack, candidate, progress=_progress)
             click.echo(f"Patroni leader: {result['old_leader']} -> {result['new_leader']}")
-    except (DrillError, SupervisorError) as exc:
+    except (SwitchoverError, SupervisorError, WaitTimeout) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"switched in {result['switch_s']} s")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ops.faults import Fault
-from ops.load import LoadResult
-from ops.reconcile import Snapshot, failures, latency, longest_ack_gap, reconcile
+from ops.drill.faults import Fault
+from ops.drill.load import LoadResult
+from ops.drill.reconcile import Snapshot, failures, latency, longest_ack_gap, reconcile
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

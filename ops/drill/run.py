@@ -8,20 +8,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ops.drill_report import summarise
-from ops.faults import KILLS, Fault, make_fault
-from ops.layout import WORKERS, Layout
-from ops.load import Attempt, Load, LoadResult
-from ops.stackview import (
-    DrillError,
-    StackContext,
-    drained,
-    read_snapshot,
-    wait_for,
-    whole_problems,
+from core.stream import drained
+from ops.drill import DrillError
+from ops.drill.faults import KILLS, Fault, make_fault
+from ops.drill.load import Attempt, Load, LoadResult
+from ops.drill.report import summarise
+from ops.drill.switchover import (
+    METHODS,
+    SwitchoverError,
+    postgres_switchover,
+    redis_switchover,
 )
-from ops.supervisor import SupervisorError
-from ops.switchover import METHODS, postgres_switchover, redis_switchover
+from ops.drill.view import StackContext, read_snapshot, whole_problems
+from ops.local.layout import WORKERS, Layout
+from ops.local.supervisor import SupervisorError
+from ops.voter import poll_options
+from ops.wait import WaitTimeout, wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ def run_drill(
     middle = options.duration / 2
     load = Load(
         ctx.web_url,
-        sorted(ctx.config.option_keys),
+        poll_options(ctx.web_url),
         rate=options.rate,
         duration=options.duration,
         voters=options.voters,
@@ -156,7 +158,7 @@ def run_drill(
         fault.inject()
         progress(f"{target}: failure injected ({fault.victim})")
         recovered = fault.recover()
-    except DrillError as exc:
+    except (DrillError, SwitchoverError, WaitTimeout) as exc:
         problems.append(str(exc))
         _restart_quietly(ctx, fault.victim)
     if options.stop_workers:
@@ -171,7 +173,7 @@ def run_drill(
             options.whole_timeout,
             interval=0.5,
         )
-    except DrillError as exc:
+    except WaitTimeout as exc:
         whole_at = None
         problems.append(f"{exc}: {whole_problems(ctx)}")
     runner.join()
@@ -179,16 +181,16 @@ def run_drill(
         raise DrillError(f"the load failed: {runner.error!r}")
     try:
         drained_at = wait_for(
-            lambda: drained(ctx) and time.monotonic(), "the workers to drain the stream", 120
+            lambda: drained(ctx.redis) and time.monotonic(), "the workers to drain the stream", 120
         )
-    except DrillError as exc:
+    except WaitTimeout as exc:
         drained_at = None
         problems.append(str(exc))
     attempts = runner.result.attempts
     if before_reconcile:
         before_reconcile(ctx, attempts)
     voters = sorted({a.server_voter for a in attempts if a.server_voter})
-    snapshot = read_snapshot(ctx, voters)
+    snapshot = read_snapshot(ctx.deployment, voters)
     report = summarise(
         target,
         fault,
