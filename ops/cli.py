@@ -381,6 +381,42 @@ def restore_command(ctx: click.Context, backup_dir: str, yes: bool) -> None:
     click.echo(f"database restored from {backup_dir}")
 
 
+@cli.group("secrets")
+def secrets_group() -> None:
+    """Every password and the TLS certificate of a deployment, one file each."""
+
+
+@secrets_group.command("init")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Where the secret files go (created 0700; files 0600).",
+)
+@click.option(
+    "--hostname",
+    "hostnames",
+    multiple=True,
+    help="A name or address the self-signed certificate is for (repeat; default localhost "
+    "and 127.0.0.1). Ignored when DIR/tls.pem exists: put a real certificate there.",
+)
+def secrets_init(directory: str, hostnames: tuple[str, ...]) -> None:
+    """Create the secrets that are missing in DIR; existing ones are never changed."""
+    from ops import secrets as secrets_mod
+
+    path = Path(directory)
+    try:
+        secrets_mod.ensure(path, list(hostnames) or None)
+    except OSError as exc:
+        raise CliError(f"cannot write secrets to {path}: {exc.strerror}") from None
+    self_signed = secrets_mod.is_self_signed(path / secrets_mod.TLS_PEM)
+    click.echo(
+        f"{len(secrets_mod.PASSWORDS)} passwords and {secrets_mod.TLS_PEM} in {path}"
+        + (" (a self-signed certificate)" if self_signed else "")
+    )
+
+
 def _serve_metrics(addr: str, registry) -> None:
     from prometheus_client import start_http_server
 
