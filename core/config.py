@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from core.polls.poll import PollOption
+
 # The Sentinel name of the Redis master, unless REDIS_MASTER_NAME says otherwise.
 DEFAULT_MASTER_NAME = "mymaster"
 
@@ -58,16 +60,11 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-@dataclass(frozen=True)
-class PollOption:
-    """One answer of the poll: a stable key (stored in Postgres) and the label people see."""
-
-    key: str
-    label: str
-
-
 def parse_options(raw: str) -> tuple[PollOption, ...]:
-    """Parse POLL_OPTIONS: comma separated labels, each optionally written as key=Label."""
+    """Parse POLL_OPTIONS: comma separated labels, each optionally written as key=Label.
+
+    (The first poll's options, read by the migration that made it a poll: keys derived here
+    stay as they were, so the votes stored under them keep counting.)"""
     options: list[PollOption] = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
@@ -161,6 +158,8 @@ class Config:
     worker_claim_interval_ms: int = 5_000
     # How often the worker trims acknowledged entries from the stream (XTRIM MINID).
     worker_trim_interval_ms: int = 5_000
+    # How often the worker re-publishes every poll from Postgres to Redis (core/polls/sync.py).
+    worker_poll_sync_interval_ms: int = 30_000
     # Send the session cookie over HTTPS only (set it when TLS terminates in front of the apps).
     cookie_secure: bool = False
     # gunicorn with several workers: the directory where they share their metrics.
@@ -229,6 +228,7 @@ class Config:
             worker_metrics_port=int(_number(env, "WORKER_METRICS_PORT", 0)),
             worker_claim_interval_ms=int(_number(env, "WORKER_CLAIM_INTERVAL_MS", 5_000)),
             worker_trim_interval_ms=int(_number(env, "WORKER_TRIM_INTERVAL_MS", 5_000)),
+            worker_poll_sync_interval_ms=int(_number(env, "WORKER_POLL_SYNC_INTERVAL_MS", 30_000)),
             cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE", "false"), "SESSION_COOKIE_SECURE"),
             metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )

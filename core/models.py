@@ -7,19 +7,27 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
+    Index,
     MetaData,
+    SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 
 metadata = MetaData()
 
-# One row per voter: their current (last) vote. The stream id orders votes the way they
-# entered the Redis stream, so an older vote can never overwrite a newer one.
+# One row per voter and poll: their current (last) vote. The stream id orders votes the way
+# they entered the Redis stream, so an older vote can never overwrite a newer one.
+# No foreign key to polls: checking one per row would cost the worker a lookup and a row lock
+# per vote; it locks each poll of a batch once instead (worker/sink.py), and deleting a poll
+# deletes its votes and tallies in the same transaction (core/polls/store.py).
 votes = Table(
     "votes",
     metadata,
+    Column("poll_id", Text, primary_key=True),
     Column("voter_id", Text, primary_key=True),
     Column("option", Text, nullable=False),
     Column("stream_ms", BigInteger, nullable=False),
@@ -35,6 +43,7 @@ votes = Table(
 tallies = Table(
     "tallies",
     metadata,
+    Column("poll_id", Text, primary_key=True),
     Column("option", Text, primary_key=True),
     Column("count", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("count >= 0", name="tallies_count_not_negative"),
@@ -47,4 +56,33 @@ accounts = Table(
     Column("username", Text, nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Polls people create (and the first one, configured before polls were data: no owner).
+polls = Table(
+    "polls",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("question", Text, nullable=False),
+    Column("owner_id", BigInteger, ForeignKey("accounts.id")),
+    Column("state", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("closed_at", DateTime(timezone=True)),
+    # Voting ends at this time even while `state` is still open.
+    Column("closes_at", DateTime(timezone=True)),
+    # Bumped by every change; Redis keeps the highest revision it was given.
+    Column("revision", BigInteger, nullable=False, server_default="1"),
+    CheckConstraint("state IN ('open', 'closed')", name="polls_state_known"),
+    Index("polls_owner_created", "owner_id", "created_at"),
+)
+
+# A poll's options in order; they never change once the poll exists.
+poll_options = Table(
+    "poll_options",
+    metadata,
+    Column("poll_id", Text, ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    UniqueConstraint("poll_id", "position", name="poll_options_position_unique"),
 )

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core.polls.poll import FIRST_POLL_ID, OPTION_KEY, POLL_ID
+
 STREAM = "votes"
 GROUP = "workers"
 DEAD_LETTER = "votes:dead"
@@ -22,23 +24,25 @@ class MalformedVote(ValueError):
 
 @dataclass(frozen=True)
 class Vote:
-    """One vote as it travels from the vote app to the worker."""
+    """One vote as it travels from the vote app to the worker: a voter's choice in a poll."""
 
     vote_id: str
+    poll: str
     voter: str
     option: str
     ts_ms: int
 
     @classmethod
-    def new(cls, voter: str, option: str) -> Vote:
+    def new(cls, poll: str, voter: str, option: str) -> Vote:
         """A fresh vote with a unique id and the current time."""
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        return cls(vote_id=uuid.uuid4().hex, voter=voter, option=option, ts_ms=now_ms)
+        return cls(uuid.uuid4().hex, poll, voter, option, now_ms)
 
     def fields(self) -> dict[str, str]:
         """The stream entry's fields (XADD)."""
         return {
             "vote_id": self.vote_id,
+            "poll": self.poll,
             "voter": self.voter,
             "option": self.option,
             "ts": str(self.ts_ms),
@@ -54,24 +58,32 @@ def _text(value: bytes | str | None) -> str | None:
     return value
 
 
-def decode(fields: dict, option_keys: frozenset[str]) -> Vote:
-    """Turn a stream entry's fields into a Vote, or raise MalformedVote with the reason."""
-    # Only the four fields are looked up and decoded: the worker calls this for every entry.
+def decode(fields: dict) -> Vote:
+    """Turn a stream entry's fields into a Vote, or raise MalformedVote with the reason.
+
+    Whether the poll and its option exist is for the worker to check (the vote app's script
+    already did, but a poll may have been deleted since). An entry without a poll was written
+    before polls existed: it is a vote in the first poll.
+    """
+    # Only the five fields are looked up and decoded: the worker calls this for every entry.
     # Keys are bytes from Redis, str when written by hand; an empty value counts as missing.
     get = fields.get
     vote_id = _text(get(b"vote_id") or get("vote_id"))
+    poll = _text(get(b"poll") or get("poll")) or FIRST_POLL_ID
     voter = _text(get(b"voter") or get("voter"))
     option = _text(get(b"option") or get("option"))
     ts = _text(get(b"ts") or get("ts"))
     if not vote_id or not _VOTE_ID.fullmatch(vote_id):
         raise MalformedVote("missing or malformed vote_id")
+    if not POLL_ID.fullmatch(poll):
+        raise MalformedVote("malformed poll")
     if not voter or not _VOTER.match(voter):
         raise MalformedVote("missing or malformed voter")
-    if option not in option_keys:
-        raise MalformedVote(f"unknown option {option!r}")
+    if not option or not OPTION_KEY.fullmatch(option):
+        raise MalformedVote(f"missing or malformed option {option!r}")
     if not ts or not ts.isdigit():
         raise MalformedVote("missing or malformed ts")
-    return Vote(vote_id=vote_id, voter=voter, option=option, ts_ms=int(ts))
+    return Vote(vote_id, poll, voter, option, int(ts))
 
 
 def split_id(stream_id: bytes | str) -> tuple[int, int]:

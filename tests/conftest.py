@@ -15,6 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from core.migrate import upgrade
+from core.polls import FIRST_POLL_ID, store
+from core.polls.published import publish
+from core.replicated import WaitPolicy
 from ops.db import ensure_role_and_database
 from ops.local import credentials
 from ops.local.deployment import app_env as local_app_env
@@ -66,11 +69,18 @@ def app_env(redis_servers: RedisCluster, database_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def clean_data(redis_servers: RedisCluster, database_url: str) -> Iterator[None]:
-    """Empty Redis and the app tables before a test, so tests do not see each other's votes."""
-    redis_servers.client().flushall()
+    """Empty Redis and the app tables before a test, so tests do not see each other's votes;
+    only the first poll (migration 0002) is left, open and published as the worker would."""
+    client = redis_servers.client()
+    client.flushall()
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE votes, tallies, accounts RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE votes, tallies"))
+        conn.execute(text("DELETE FROM polls WHERE id <> :first"), {"first": FIRST_POLL_ID})
+        conn.execute(text("UPDATE polls SET state = 'open', closed_at = NULL, closes_at = NULL"))
+        conn.execute(text("DELETE FROM accounts"))
+        conn.execute(text("ALTER SEQUENCE accounts_id_seq RESTART"))
+    publish(client, store.get(engine, FIRST_POLL_ID), WaitPolicy(), force=True)
     engine.dispose()
     yield
 
