@@ -54,7 +54,7 @@ class Batch:
         return len(self.entries)
 
 
-def decode_batch(entries: Iterable[Entry], option_keys: frozenset[str]) -> Batch:
+def decode_batch(entries: Iterable[Entry]) -> Batch:
     """Decode a batch of entries; malformed ones become Rejected instead of raising.
 
     An entry without fields was deleted while pending: it is acknowledged and ignored.
@@ -68,18 +68,18 @@ def decode_batch(entries: Iterable[Entry], option_keys: frozenset[str]) -> Batch
             continue
         try:
             ms, seq = split_id(entry_id)
-            add(StreamVote(entry_id, ms, seq, decode(fields, option_keys)))
+            add(StreamVote(entry_id, ms, seq, decode(fields)))
         except MalformedVote as exc:
             malformed.append(Rejected(entry_id, fields, str(exc)))
     return Batch(entries, tuple(votes), tuple(malformed))
 
 
 def newest_per_voter(votes: Iterable[StreamVote]) -> list[StreamVote]:
-    """Each voter's newest vote by stream position, sorted by voter."""
-    newest: dict[str, StreamVote] = {}
+    """Each voter's newest vote in each poll by stream position, sorted by (poll, voter)."""
+    newest: dict[tuple[str, str], StreamVote] = {}
     for item in votes:
-        voter = item.vote.voter
-        current = newest.get(voter)
+        ballot = (item.vote.poll, item.vote.voter)
+        current = newest.get(ballot)
         if current is None or (current.ms, current.seq) < (item.ms, item.seq):
-            newest[voter] = item
-    return [newest[voter] for voter in sorted(newest)]
+            newest[ballot] = item
+    return [newest[ballot] for ballot in sorted(newest)]

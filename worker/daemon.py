@@ -10,16 +10,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from redis import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.config import Config
 from core.db import make_engine
+from core.polls.sync import sync_all
 from core.redis_client import make_sentinel, master_client
+from core.replicated import NotReplicated, WaitPolicy
 from core.stream import DEAD_LETTER, GROUP, STREAM
-from worker.batch import Batch, Entry, Rejected, decode_batch, newest_per_voter
+from worker.batch import Batch, Entry, Rejected, StreamVote, decode_batch, newest_per_voter
+from worker.catalog import UNKNOWN_POLL, PollCatalog
 from worker.consumer import REDIS_UNAVAILABLE, ConsumerGroup, is_nogroup
 from worker.metrics import WorkerMetrics
 from worker.outage import Outage
-from worker.sink import Outcome, PostgresSink, PostgresUnavailable
+from worker.sink import Outcome, PostgresSink, PostgresUnavailable, describe
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,9 @@ class VoteWorker:
             redis, config.worker_name, stream=stream, group=group, dead_letter=dead_letter
         )
         self.sink = PostgresSink(engine, sleep=self._sleep)
+        self.catalog = PollCatalog(engine)
+        self._redis = redis
+        self._engine = engine
         self._nap = nap
         self._clock = clock
         self._stopping = False
@@ -71,6 +78,8 @@ class VoteWorker:
         self._claim_cursor: bytes = b"0-0"
         self._next_claim = clock()
         self._next_trim = clock() + config.worker_trim_interval_ms / 1000
+        # Polls are re-published at start, then every WORKER_POLL_SYNC_INTERVAL_MS.
+        self._next_poll_sync = clock()
         self.redis_outage = Outage(
             "redis", on_start=self.metrics.outages.labels("redis").inc, clock=clock
         )
@@ -133,6 +142,8 @@ class VoteWorker:
         self._batch = None
         if self._clock() >= self._next_trim:
             self.trim()
+        if self._clock() >= self._next_poll_sync:
+            self.sync_polls()
 
     def _next_batch(self) -> Batch:
         """The batch read ahead during the previous cycle (its error, if it failed), or one
@@ -208,16 +219,24 @@ class VoteWorker:
         return entries
 
     def _decode(self, entries: list[Entry]) -> Batch:
-        return decode_batch(entries, self.config.option_keys)
+        return decode_batch(entries)
 
     def _settle(self, batch: Batch) -> None:
-        """Commit the batch's newest vote per voter, then dead-letter and acknowledge."""
+        """Commit the batch's newest vote per (poll, voter), then dead-letter and acknowledge.
+
+        A vote for a poll or option that does not exist (a poll deleted since the vote entered
+        the stream) is dead-lettered at once, with the reason counted.
+        """
         started = self._clock()
-        outcome = self.sink.apply(newest_per_voter(batch.votes))
+        known, unknown = self.catalog.sort(newest_per_voter(batch.votes))
+        outcome = self.sink.apply(known)
         self.postgres_outage.recovered()
+        unknown += [(item, UNKNOWN_POLL) for item in outcome.vanished]
+        self.catalog.forget({item.vote.poll for item in outcome.vanished})
+        fields = dict(batch.entries) if outcome.rejected or unknown else {}
         dead = list(batch.malformed)
+        dead += [Rejected(i.entry_id, fields[i.entry_id], _unknown(i, why)) for i, why in unknown]
         keep: set[bytes] = set()
-        fields = dict(batch.entries) if outcome.rejected else {}
         for item, reason in outcome.rejected:
             deliveries = self.group.deliveries(item.entry_id)
             if deliveries >= self.config.worker_max_deliveries:
@@ -240,18 +259,54 @@ class VoteWorker:
         self.group.settle([i for i in batch.ids if i not in keep], dead)
         for item in dead:
             logger.warning("dead-lettered entry %s: %s", item.entry_id.decode(), item.reason)
-        self._count(batch, outcome, len(dead), self._clock() - started)
+        self._count(batch, outcome, unknown, len(dead), self._clock() - started)
 
-    def _count(self, batch: Batch, outcome: Outcome, dead: int, seconds: float) -> None:
+    def _count(
+        self,
+        batch: Batch,
+        outcome: Outcome,
+        unknown: list[tuple[StreamVote, str]],
+        dead: int,
+        seconds: float,
+    ) -> None:
         malformed = len(batch.malformed)
         self.metrics.applied.inc(outcome.changed)
-        self.metrics.stale.inc(len(batch.votes) - outcome.changed - len(outcome.rejected))
+        self.metrics.stale.inc(
+            len(batch.votes) - outcome.changed - len(outcome.rejected) - len(unknown)
+        )
         self.metrics.batches.inc()
         self.metrics.batch_seconds.observe(seconds)
         if malformed:
             self.metrics.dead_lettered.labels("malformed").inc(malformed)
-        if dead > malformed:
-            self.metrics.dead_lettered.labels("rejected").inc(dead - malformed)
+        for _item, reason in unknown:
+            self.metrics.dead_lettered.labels(reason).inc()
+        rejected = dead - malformed - len(unknown)
+        if rejected:
+            self.metrics.dead_lettered.labels("rejected").inc(rejected)
+
+    def sync_polls(self) -> None:
+        """Re-publish every poll from Postgres to Redis (core/polls/sync.py).
+
+        A failure is logged and tried again at the next interval: votes do not wait for it.
+        """
+        self._next_poll_sync = self._clock() + self.config.worker_poll_sync_interval_ms / 1000
+        policy = WaitPolicy(self.config.wait_replicas, self.config.wait_timeout_ms, 1.0)
+        try:
+            report = sync_all(self._engine, self._redis, policy)
+        except SQLAlchemyError as exc:
+            logger.warning("poll sync: postgres unavailable: %s", describe(exc))
+            return
+        except (*REDIS_UNAVAILABLE, NotReplicated) as exc:
+            logger.warning("poll sync: redis unavailable: %s", exc)
+            return
+        if report.published or report.unlisted or report.tombstoned:
+            logger.info(
+                "poll sync: %d polls, %d published, %d unlisted, %d tombstoned",
+                report.polls,
+                report.published,
+                report.unlisted,
+                report.tombstoned,
+            )
 
     def trim(self) -> None:
         """Trim acknowledged entries and refresh the stream gauges."""
@@ -270,3 +325,10 @@ class VoteWorker:
             if left <= 0:
                 return
             self._nap(min(left, NAP_S))
+
+
+def _unknown(item: StreamVote, why: str) -> str:
+    """The dead letter's reason for a vote whose poll or option does not exist."""
+    if why == UNKNOWN_POLL:
+        return f"unknown poll {item.vote.poll!r}"
+    return f"unknown option {item.vote.option!r} of poll {item.vote.poll!r}"

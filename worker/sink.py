@@ -15,42 +15,54 @@ from worker.batch import StreamVote
 
 logger = logging.getLogger(__name__)
 
-# One statement per batch, so a batch costs one round trip besides BEGIN/COMMIT:
-# - `changed`: last vote wins by stream position. The WHERE makes a redelivered or older entry
-#   a no-op, and `prev_option = v.option` reads the replaced option under the row lock, so
-#   RETURNING reports exactly the rows that changed: +1 for the new option, -1 for the old one
-#   (an inserted row has no prev_option). Rows are locked in voter order.
-# - `deltas`: those moves summed per option (an aggregate: `changed` is complete before any
-#   tally row is touched, so tally rows are always locked after vote rows, in option order).
+# First, each poll of the batch is locked FOR KEY SHARE, in id order: deleting a poll locks its
+# row FOR UPDATE, so a deletion waits for this batch to commit (and then deletes its votes
+# too), and a batch that comes after a deletion finds the poll gone and applies none of its
+# votes. Closing or reopening (FOR NO KEY UPDATE) does not wait for the workers, nor they
+# for it: a vote that entered the stream before the close counts.
+LOCK_POLLS = text(
+    "SELECT id FROM polls WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR KEY SHARE"
+)
+
+# Then one statement for the whole batch, so it costs one round trip besides BEGIN/COMMIT:
+# - `changed`: last vote wins by stream position, per (poll, voter). The WHERE makes a
+#   redelivered or older entry a no-op, and `prev_option = v.option` reads the replaced option
+#   under the row lock, so RETURNING reports exactly the rows that changed: +1 for the new
+#   option, -1 for the old one (an inserted row has no prev_option). Rows are locked in
+#   (poll, voter) order.
+# - `deltas`: those moves summed per (poll, option) (an aggregate: `changed` is complete before
+#   any tally row is touched, so tally rows are always locked after vote rows, in order).
 # - the tallies: the CHECK (count >= 0) is evaluated on the proposed row before ON CONFLICT,
 #   so the proposed row carries GREATEST(delta, 0) and the update adds the true delta.
 APPLY_BATCH = text("""
 WITH changed AS (
-    INSERT INTO votes AS v (voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
-    SELECT b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id,
+    INSERT INTO votes AS v (poll_id, voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
+    SELECT b.poll_id, b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id,
            to_timestamp(b.ts_ms / 1000.0)
-    FROM unnest(CAST(:voter_id AS text[]), CAST(:option AS text[]),
+    FROM unnest(CAST(:poll_id AS text[]), CAST(:voter_id AS text[]), CAST(:option AS text[]),
                 CAST(:stream_ms AS bigint[]), CAST(:stream_seq AS bigint[]),
                 CAST(:vote_id AS text[]), CAST(:ts_ms AS bigint[]))
-         AS b(voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
-    ORDER BY b.voter_id
-    ON CONFLICT (voter_id) DO UPDATE SET
+         AS b(poll_id, voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
+    ORDER BY b.poll_id, b.voter_id
+    ON CONFLICT (poll_id, voter_id) DO UPDATE SET
         option = EXCLUDED.option, stream_ms = EXCLUDED.stream_ms,
         stream_seq = EXCLUDED.stream_seq, vote_id = EXCLUDED.vote_id,
         voted_at = EXCLUDED.voted_at, prev_option = v.option, updated_at = now()
     WHERE (v.stream_ms, v.stream_seq) < (EXCLUDED.stream_ms, EXCLUDED.stream_seq)
-    RETURNING v.option, v.prev_option
+    RETURNING v.poll_id, v.option, v.prev_option
 ), deltas AS (
-    SELECT option, sum(delta) AS delta
-    FROM (SELECT option, 1 AS delta FROM changed
+    SELECT poll_id, option, sum(delta) AS delta
+    FROM (SELECT poll_id, option, 1 AS delta FROM changed
           UNION ALL
-          SELECT prev_option, -1 FROM changed WHERE prev_option IS NOT NULL) AS moves
-    GROUP BY option
+          SELECT poll_id, prev_option, -1 FROM changed WHERE prev_option IS NOT NULL) AS moves
+    GROUP BY poll_id, option
 ), tallied AS (
-    INSERT INTO tallies AS t (option, count)
-    SELECT option, GREATEST(delta, 0) FROM deltas WHERE delta <> 0 ORDER BY option
-    ON CONFLICT (option) DO UPDATE
-    SET count = t.count + (SELECT d.delta FROM deltas AS d WHERE d.option = EXCLUDED.option)
+    INSERT INTO tallies AS t (poll_id, option, count)
+    SELECT poll_id, option, GREATEST(delta, 0) FROM deltas WHERE delta <> 0
+    ORDER BY poll_id, option
+    ON CONFLICT (poll_id, option) DO UPDATE
+    SET count = t.count + (SELECT d.delta FROM deltas AS d
+                           WHERE d.poll_id = EXCLUDED.poll_id AND d.option = EXCLUDED.option)
 )
 SELECT count(*) FROM changed
 """)
@@ -76,13 +88,19 @@ class EntriesRejected(SinkError):
 
 @dataclass
 class Outcome:
-    """What applying a batch did: rows changed and the votes Postgres refused (with why)."""
+    """What applying a batch did: rows changed, the votes Postgres refused (with why), and
+    the votes of polls deleted before the batch could lock them."""
 
     changed: int = 0
     rejected: list[tuple[StreamVote, str]] = field(default_factory=list)
+    vanished: list[StreamVote] = field(default_factory=list)
 
     def __add__(self, other: Outcome) -> Outcome:
-        return Outcome(self.changed + other.changed, self.rejected + other.rejected)
+        return Outcome(
+            self.changed + other.changed,
+            self.rejected + other.rejected,
+            self.vanished + other.vanished,
+        )
 
 
 def text_array(values: Iterable[str]) -> str:
@@ -100,14 +118,23 @@ def int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def apply_votes(conn: Connection, votes: Sequence[StreamVote]) -> int:
-    """Upsert one vote per voter and adjust the tallies on `conn`; return the rows changed."""
+def apply_votes(conn: Connection, votes: Sequence[StreamVote]) -> Outcome:
+    """Lock the batch's polls, then upsert one vote per (poll, voter) and adjust the tallies
+    on `conn`: the rows changed, and the votes whose poll no longer exists."""
     if not votes:
-        return 0
+        return Outcome()
+    polls = sorted({v.vote.poll for v in votes})
+    live = set(conn.execute(LOCK_POLLS, {"ids": text_array(polls)}).scalars())
+    vanished = [v for v in votes if v.vote.poll not in live]
+    if vanished:
+        votes = [v for v in votes if v.vote.poll in live]
+        if not votes:
+            return Outcome(vanished=vanished)
     cast = [v.vote for v in votes]
-    return conn.execute(
+    changed = conn.execute(
         APPLY_BATCH,
         {
+            "poll_id": text_array([c.poll for c in cast]),
             "voter_id": text_array([c.voter for c in cast]),
             "option": text_array([c.option for c in cast]),
             "stream_ms": int_array([v.ms for v in votes]),
@@ -116,6 +143,7 @@ def apply_votes(conn: Connection, votes: Sequence[StreamVote]) -> int:
             "ts_ms": int_array([c.ts_ms for c in cast]),
         },
     ).scalar_one()
+    return Outcome(changed=changed, vanished=vanished)
 
 
 def _sqlstate(exc: DBAPIError) -> str:
@@ -144,21 +172,21 @@ class PostgresSink:
         self._sleep = sleep
 
     def apply(self, votes: Sequence[StreamVote]) -> Outcome:
-        """Apply `votes` (one per voter); isolate refused ones by bisection.
+        """Apply `votes` (one per poll and voter); isolate refused ones by bisection.
 
         Raises PostgresUnavailable when Postgres cannot take any of it right now.
         """
         if not votes:
             return Outcome()
         try:
-            return Outcome(changed=self._commit(votes))
+            return self._commit(votes)
         except EntriesRejected as exc:
             if len(votes) == 1:
                 return Outcome(rejected=[(votes[0], str(exc))])
         middle = len(votes) // 2
         return self.apply(votes[:middle]) + self.apply(votes[middle:])
 
-    def _commit(self, votes: Sequence[StreamVote]) -> int:
+    def _commit(self, votes: Sequence[StreamVote]) -> Outcome:
         """One transaction, retried a few times on deadlock or serialization failure."""
         for attempt in range(1, self._conflict_retries + 1):
             try:

@@ -12,6 +12,7 @@ import redis
 from sqlalchemy import Engine, create_engine, text
 
 from core.config import Config
+from core.polls import FIRST_POLL_ID
 from core.stream import GROUP, STREAM, Vote, split_id
 from ops.wait import wait_for
 from worker.daemon import VoteWorker
@@ -29,53 +30,64 @@ class Ledger:
         self.client = client
         self.entries: list[tuple[tuple[int, int], Vote]] = []
 
-    def vote(self, voter: str, option: str) -> bytes:
-        vote = Vote.new(voter, option)
+    def vote(self, voter: str, option: str, poll: str = FIRST_POLL_ID) -> bytes:
+        vote = Vote.new(poll, voter, option)
         entry_id = self.client.xadd(STREAM, vote.fields())
         self.entries.append((split_id(entry_id), vote))
         return entry_id
 
-    def fill(self, votes: list[tuple[str, str]], chunk: int = 2000) -> None:
+    def fill(self, votes: list[tuple[str, str]], chunk: int = 2000, poll: str = FIRST_POLL_ID):
         """Pipelined XADDs, as a busy vote app would produce them."""
         for start in range(0, len(votes), chunk):
-            made = [Vote.new(v, o) for v, o in votes[start : start + chunk]]
+            made = [Vote.new(poll, v, o) for v, o in votes[start : start + chunk]]
             with self.client.pipeline(transaction=False) as pipe:
                 for vote in made:
                     pipe.xadd(STREAM, vote.fields())
                 ids = pipe.execute()
             self.entries += [(split_id(i), v) for i, v in zip(ids, made, strict=True)]
 
-    def newest(self) -> dict[str, Vote]:
-        newest: dict[str, tuple[tuple[int, int], Vote]] = {}
+    def newest(self) -> dict[tuple[str, str], Vote]:
+        """(poll, voter) -> their newest vote by stream position."""
+        newest: dict[tuple[str, str], tuple[tuple[int, int], Vote]] = {}
         for position, vote in self.entries:
-            if vote.voter not in newest or newest[vote.voter][0] < position:
-                newest[vote.voter] = (position, vote)
-        return {voter: vote for voter, (_, vote) in newest.items()}
+            ballot = (vote.poll, vote.voter)
+            if ballot not in newest or newest[ballot][0] < position:
+                newest[ballot] = (position, vote)
+        return {ballot: vote for ballot, (_, vote) in newest.items()}
 
 
-def rows(engine: Engine) -> dict[str, tuple[str, str]]:
-    """voter -> (option, vote_id) as stored."""
+def all_rows(engine: Engine) -> dict[tuple[str, str], tuple[str, str]]:
+    """(poll, voter) -> (option, vote_id) as stored."""
+    query = text("SELECT poll_id, voter_id, option, vote_id FROM votes")
     with engine.connect() as conn:
-        return {
-            r.voter_id: (r.option, r.vote_id)
-            for r in conn.execute(text("SELECT voter_id, option, vote_id FROM votes"))
-        }
+        return {(r.poll_id, r.voter_id): (r.option, r.vote_id) for r in conn.execute(query)}
 
 
-def tallies(engine: Engine) -> dict[str, int]:
+def all_tallies(engine: Engine) -> dict[tuple[str, str], int]:
+    """(poll, option) -> count, for the counts that are not zero."""
+    query = text("SELECT poll_id, option, count FROM tallies WHERE count <> 0")
     with engine.connect() as conn:
-        return {
-            r.option: r.count
-            for r in conn.execute(text("SELECT option, count FROM tallies WHERE count <> 0"))
-        }
+        return {(r.poll_id, r.option): r.count for r in conn.execute(query)}
+
+
+def rows(engine: Engine, poll: str = FIRST_POLL_ID) -> dict[str, tuple[str, str]]:
+    """voter -> (option, vote_id) as stored, in one poll."""
+    return {voter: row for (p, voter), row in all_rows(engine).items() if p == poll}
+
+
+def tallies(engine: Engine, poll: str = FIRST_POLL_ID) -> dict[str, int]:
+    """option -> count in one poll."""
+    return {option: n for (p, option), n in all_tallies(engine).items() if p == poll}
 
 
 def assert_exact(engine: Engine, ledger: Ledger) -> None:
-    """Each voter's row is their newest vote, and tallies count exactly those rows."""
-    stored = rows(engine)
-    expected = {voter: (v.option, v.vote_id) for voter, v in ledger.newest().items()}
+    """Each voter's row in each poll is their newest vote there, and tallies count exactly
+    those rows."""
+    stored = all_rows(engine)
+    expected = {ballot: (v.option, v.vote_id) for ballot, v in ledger.newest().items()}
     assert stored == expected
-    assert tallies(engine) == dict(Counter(option for option, _ in stored.values()))
+    counted = Counter((poll, option) for (poll, _), (option, _) in stored.items())
+    assert all_tallies(engine) == dict(counted)
 
 
 def drained(client: redis.Redis) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 
@@ -43,7 +44,7 @@ def test_malformed_entries_are_dead_lettered_and_the_rest_keep_flowing(
     worker_config, ledger, rclient, db
 ):
     ledger.vote("anon:a", "cats")
-    bad = Vote.new("anon:b", "fish").fields()
+    bad = Vote.new("first", "anon:b", "Fish!").fields()
     bad_id = rclient.xadd(STREAM, bad)
     junk_id = rclient.xadd(STREAM, {"hello": "world"})
     ledger.vote("anon:c", "dogs")
@@ -53,7 +54,7 @@ def test_malformed_entries_are_dead_lettered_and_the_rest_keep_flowing(
     assert_exact(db, ledger)
     dead = {f[b"original_id"]: f for _, f in rclient.xrange(DEAD_LETTER)}
     assert set(dead) == {bad_id, junk_id}
-    assert dead[bad_id][b"reason"] == b"unknown option 'fish'"
+    assert dead[bad_id][b"reason"] == b"missing or malformed option 'Fish!'"
     assert dead[bad_id][b"vote_id"] == bad["vote_id"].encode()
     assert dead[junk_id][b"hello"] == b"world"
     assert sample(worker, "vote_worker_dead_lettered_total", reason="malformed") == 2
@@ -62,7 +63,7 @@ def test_malformed_entries_are_dead_lettered_and_the_rest_keep_flowing(
 def test_an_entry_postgres_keeps_refusing_is_dead_lettered_after_max_deliveries(
     worker_config, ledger, rclient, db
 ):
-    poison = Vote(Vote.new("anon:p", "cats").vote_id, "anon:p", "cats", 10**18)
+    poison = dataclasses.replace(Vote.new("first", "anon:p", "cats"), ts_ms=10**18)
     poison_id = rclient.xadd(STREAM, poison.fields())
     ledger.vote("anon:a", "dogs")
     config = worker_config(max_deliveries=3, claim_idle_ms=100, claim_interval_ms=50)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections import Counter
@@ -9,6 +10,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import create_engine
 
+from core.polls import FIRST_POLL_ID
 from core.stream import Vote
 from tests.servers import free_port
 from tests.worker.conftest import rows, tallies
@@ -16,10 +18,17 @@ from worker.batch import StreamVote, newest_per_voter
 from worker.sink import PostgresSink, PostgresUnavailable
 
 
-def sv(voter: str, option: str, ms: int, seq: int = 0, ts_ms: int | None = None) -> StreamVote:
-    vote = Vote.new(f"anon:{voter}", option)
+def sv(
+    voter: str,
+    option: str,
+    ms: int,
+    seq: int = 0,
+    ts_ms: int | None = None,
+    poll: str = FIRST_POLL_ID,
+) -> StreamVote:
+    vote = Vote.new(poll, f"anon:{voter}", option)
     if ts_ms is not None:
-        vote = Vote(vote.vote_id, vote.voter, vote.option, ts_ms)
+        vote = dataclasses.replace(vote, ts_ms=ts_ms)
     return StreamVote(f"{ms}-{seq}".encode(), ms, seq, vote)
 
 
