@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, Response
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, errors, health, metrics, ratelimit, resources, sessions
+from app import auth, errors, health, metrics, polls, ratelimit, resources, sessions
 from core.config import Config
 from core.logs import configure_logging
 
@@ -26,14 +26,19 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _feature_blueprint(name: str) -> Blueprint:
+def _feature_blueprints(name: str) -> list[Blueprint]:
     if name == "vote":
-        from app.vote.views import bp
-    elif name == "result":
+        from app.vote import bp
+
+        return [bp]
+    if name == "result":
         from app.result.views import bp
-    else:
-        from app.login.views import bp
-    return bp
+
+        return [bp]
+    from app.login.views import bp
+    from app.manage import bp as manage_bp
+
+    return [bp, manage_bp]
 
 
 def create_app(name: str, config: Config | None = None) -> Flask:
@@ -61,7 +66,9 @@ def create_app(name: str, config: Config | None = None) -> Flask:
     metrics.init_app(app, config)
     errors.init_app(app)
     auth.init_app(app)
+    polls.init_app(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(_feature_blueprint(name))
+    for blueprint in _feature_blueprints(name):
+        app.register_blueprint(blueprint)
     app.after_request(_security_headers)
     return app

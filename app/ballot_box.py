@@ -1,22 +1,20 @@
-"""Recording a vote safely: XADD to the vote stream, then WAIT until enough replicas hold it."""
+"""Recording a vote safely: check the poll and XADD in one script, then WAIT for replicas."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from redis.backoff import EqualJitterBackoff
 from redis.client import Redis
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from core.config import Config
+from core.polls.published import CAST, definition_key
+from core.replicated import NotReplicated, WaitPolicy, run_replicated
 from core.stream import STREAM, Vote
 
 logger = logging.getLogger(__name__)
-
-# 50 ms, 100 ms, ... up to 1 s between attempts, each drawn from [delay/2, delay].
-BACKOFF = EqualJitterBackoff(cap=1.0, base=0.05)
 
 
 class VoteNotSaved(Exception):
@@ -27,13 +25,24 @@ class VoteNotSaved(Exception):
         self.attempts = attempts
 
 
-def _add_and_wait(client: Redis, vote: Vote, config: Config) -> tuple[str, int]:
-    """XADD then WAIT on one connection; the entry's id and how many replicas hold it."""
-    pipe = client.pipeline(transaction=False)
-    pipe.xadd(STREAM, vote.fields())
-    pipe.wait(config.wait_replicas, config.wait_timeout_ms)
-    entry_id, replicas = pipe.execute()
-    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id, int(replicas)
+class VoteRefused(Exception):
+    """The poll does not take this vote: `reason` is unknown_poll, closed or unknown_option."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A vote replicas hold: its stream id and the label of the option voted for."""
+
+    entry_id: str
+    label: str
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def record_vote(
@@ -43,33 +52,33 @@ def record_vote(
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> str:
-    """Write `vote` to the stream; return its stream id once `config.wait_replicas` replicas
-    hold it.
+) -> Recorded:
+    """Write `vote` to the stream if its poll takes it; return once `config.wait_replicas`
+    replicas hold it.
 
-    Retries (re-adding the same vote, which the worker applies idempotently) with backoff
-    until `config.write_budget_s` is spent, then raises VoteNotSaved. A single attempt may
-    itself last up to the client's own retry budget while Sentinel elects a new master (the
-    client's connection turns a moving master's replies into ConnectionError).
+    The poll's published definition is checked in the same script that adds the entry
+    (core/polls/published.py: CAST), so a vote never enters the stream after its poll's
+    close. Raises VoteRefused when the poll is unknown, closed or lacks the option, and
+    VoteNotSaved when replicas did not confirm it within `config.write_budget_s` (retries
+    add the same vote again, which the worker applies idempotently).
     """
-    deadline = clock() + config.write_budget_s
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            entry_id, replicas = _add_and_wait(client, vote, config)
-            if replicas >= config.wait_replicas:
-                return entry_id
-            problem = f"{replicas} of {config.wait_replicas} replicas acknowledged"
-        except ResponseError as exc:
-            raise VoteNotSaved(f"refused by Redis ({exc})", attempts=attempt) from exc
-        except (ConnectionError, TimeoutError) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        delay = BACKOFF.compute(attempt - 1)
-        if clock() + delay > deadline:
-            logger.warning(
-                "vote %s not saved after %s attempts: %s", vote.vote_id, attempt, problem
-            )
-            raise VoteNotSaved(f"not confirmed by replicas ({problem})", attempts=attempt)
-        logger.info("vote %s attempt %s: %s; retrying", vote.vote_id, attempt, problem)
-        sleep(delay)
+    args = [vote.option]
+    for name, value in vote.fields().items():
+        args += [name, value]
+    try:
+        reply = run_replicated(
+            client,
+            CAST,
+            [definition_key(vote.poll), STREAM],
+            args,
+            WaitPolicy.from_config(config),
+            wrote=lambda r: r[0] == 1,
+            sleep=sleep,
+            clock=clock,
+        )
+    except NotReplicated as exc:
+        logger.warning("vote %s not saved: %s", vote.vote_id, exc)
+        raise VoteNotSaved(str(exc), exc.attempts) from exc
+    if reply[0] != 1:
+        raise VoteRefused(_text(reply[1]))
+    return Recorded(_text(reply[1]), _text(reply[2]))

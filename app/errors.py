@@ -9,7 +9,12 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+    UnprocessableEntity,
+)
 
 from app import metrics
 
@@ -21,8 +26,10 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    409: "Conflict",
     413: "Request too large",
     415: "Unsupported media type",
+    422: "Please check your input",
     429: "Too many requests",
     500: "Something went wrong",
     503: "Temporarily unavailable",
@@ -32,6 +39,14 @@ INTERNAL = "Something went wrong on our side. Please try again."
 _REDIS_TRANSIENT = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 # Headers worth keeping from werkzeug's own error response (Allow on 405, Retry-After...).
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class InvalidFields(UnprocessableEntity):
+    """422: the request is well formed, but fields break the rules; `fields` says how."""
+
+    def __init__(self, description: str, fields: dict[str, list[str]]) -> None:
+        super().__init__(description)
+        self.fields = fields
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -50,10 +65,15 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
-def error_response(code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """The error answer in the form the client wants."""
+def error_response(
+    code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    fields: dict[str, list[str]] | None = None,
+) -> Response:
+    """The error answer in the form the client wants (JSON: {"error", and "fields" for 422})."""
     if wants_json():
-        response = jsonify(error=message)
+        response = jsonify(error=message, **({"fields": fields} if fields else {}))
     else:
         title = TITLES.get(code, "Error")
         response = Response(render_template("error.html", code=code, title=title, message=message))
@@ -74,7 +94,8 @@ def _handle_http(exc: HTTPException) -> Response:
         elif isinstance(exc, RequestEntityTooLarge):
             metrics.count_vote("rejected", "too_large")
     headers = {k: v for k, v in exc.get_headers() if k in _KEPT_HEADERS}
-    return error_response(code, exc.description or TITLES.get(code, "Error"), headers)
+    fields = exc.fields if isinstance(exc, InvalidFields) else None
+    return error_response(code, exc.description or TITLES.get(code, "Error"), headers, fields)
 
 
 def _handle_server_error(exc: Exception) -> Response:

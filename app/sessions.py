@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Request
 from flask.sessions import SessionMixin
 from flask_session.redis import RedisSessionInterface
@@ -14,13 +16,15 @@ COOKIE_NAME = "vote_session"
 KEY_PREFIX = "session:"
 # Requests that never use a session: no Redis round trip for them (results poll every second).
 SESSIONLESS_PREFIXES = ("/healthz", "/readyz", "/metrics", "/static/", "/api/results")
+# Each poll's results feed too (polled every second by its results page).
+RESULTS_FEED = re.compile(r"/api/polls/[^/]+/results")
 
 
 class RedisSessions(RedisSessionInterface):
     """Flask-Session's Redis interface, skipped for requests that need no session."""
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.path.startswith(SESSIONLESS_PREFIXES):
+        if request.path.startswith(SESSIONLESS_PREFIXES) or RESULTS_FEED.fullmatch(request.path):
             return self.make_null_session(app)
         return super().open_session(app, request)
 

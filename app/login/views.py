@@ -10,7 +10,8 @@ from app.choices import current_choice
 from app.login.accounts import UsernameTaken, authenticate, create_account, username_taken
 from app.login.forms import LoginForm, RegisterForm
 from app.ratelimit import LOGIN_LIMITED, account_key, limiter, login_limit
-from app.resources import get_config, get_resources
+from app.resources import get_resources
+from core.polls import FIRST_POLL_ID, store
 
 bp = Blueprint("login", __name__)
 
@@ -92,17 +93,18 @@ def logout():
 
 @bp.get("/account")
 def account():
-    """The account's name and its current vote (Postgres, or this session's newer vote)."""
+    """The account's name and its current vote in the first poll (Postgres, or this session's
+    newer vote)."""
     user = current_user()
     if user is None:
         return redirect("/login?next=/account", 303)
-    config = get_config()
-    choice = current_choice(user.voter, look_up=True)
-    labels = {o.key: o.label for o in config.options}
+    first = store.get(get_resources().rw, FIRST_POLL_ID)
+    choice = current_choice(user.voter, FIRST_POLL_ID, look_up=True) if first else None
+    option = first.option(choice.option) if first and choice else None
     return render_template(
         "login/account.html",
         user=user,
         choice=choice,
-        choice_label=labels.get(choice.option) if choice else None,
-        question=config.question,
+        choice_label=option.label if option else None,
+        first_poll=first,
     )

@@ -1,4 +1,5 @@
-// Live results: poll /api/results every second and update the bars and numbers in place.
+// Live results: poll the results feed every second and update the bars, numbers and the poll's
+// state (open or closed) in place.
 (function () {
   "use strict";
   var root = document.querySelector("[data-results-url]");
@@ -14,6 +15,9 @@
   }
 
   function render(data) {
+    var closed = data.state === "closed";
+    root.querySelector(".state-closed").hidden = !closed;
+    root.querySelector(".state-open").hidden = closed;
     root.querySelector(".total-count").textContent = String(data.total);
     data.options.forEach(function (option) {
       var row = root.querySelector('[data-key="' + CSS.escape(option.key) + '"]');

@@ -1,114 +1,79 @@
-"""Vote views: GET / shows the poll, POST /vote (form) and POST /api/votes (JSON) record a vote."""
+"""Vote pages: GET / lists the open polls, GET /p/<id> shows one, and its form votes.
+
+POST /vote is the first poll's form, at the URL it had before polls were data.
+"""
 
 from __future__ import annotations
 
-import logging
+from datetime import UTC, datetime
 
-from flask import (
-    Blueprint,
-    abort,
-    flash,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import flash, redirect, render_template, request, session
 
+from app.api import page_number
 from app.auth import current_user, current_voter
-from app.ballot_box import VoteNotSaved, record_vote
-from app.choices import current_choice, remember_vote
-from app.metrics import count_vote
+from app.choices import current_choice
+from app.polls import page_url
 from app.resources import get_config, get_resources
-from core.config import PollOption
-from core.stream import Vote
+from app.vote import bp
+from app.vote.casting import LOGIN_TO_VOTE, cast, login_missing, published_poll
+from core.polls import FIRST_POLL_ID
+from core.polls.published import list_open
 
-logger = logging.getLogger(__name__)
-
-bp = Blueprint("vote", __name__)
-
-NOT_SAVED = "Your vote could not be saved safely, please try again."
-LOGIN_TO_VOTE = "Please log in to vote."
-
-
-def _option(key: object) -> PollOption:
-    """The poll option for `key`, or a 400 naming the valid keys."""
-    for option in get_config().options:
-        if option.key == key:
-            return option
-    count_vote("rejected", "unknown_option")
-    valid = ", ".join(o.key for o in get_config().options)
-    abort(400, f"Unknown option {key!r}: choose one of {valid}.")
-
-
-def _cast(option: PollOption) -> Vote:
-    """Record a vote for `option` by the session's voter; 503 unless replicas confirm it."""
-    vote = Vote.new(current_voter(), option.key)
-    try:
-        entry_id = record_vote(get_resources().redis, vote, get_config())
-    except VoteNotSaved as exc:
-        count_vote("rejected", "not_saved")
-        logger.warning("vote %s by %s not saved: %s", vote.vote_id, vote.voter, exc)
-        abort(503, NOT_SAVED)
-    count_vote("accepted", "ok")
-    remember_vote(vote, entry_id)
-    return vote
-
-
-def _login_missing() -> bool:
-    if get_config().require_login and current_user() is None:
-        count_vote("rejected", "login_required")
-        return True
-    return False
+PER_PAGE = 20
 
 
 @bp.get("/")
 def index():
-    """The poll, with the voter's current choice highlighted."""
-    config = get_config()
-    voter = current_voter()
-    choice = current_choice(voter, look_up=current_user() is not None)
-    chosen = choice.option if choice and choice.option in config.option_keys else None
+    """The open polls, newest first, a page at a time, with a link to make one."""
+    page = page_number()
+    found = list_open(get_resources().redis, (page - 1) * PER_PAGE, PER_PAGE, datetime.now(UTC))
     return render_template(
         "vote/index.html",
-        question=config.question,
-        options=config.options,
-        chosen=chosen,
-        login_needed=config.require_login and current_user() is None,
+        polls=found.polls,
+        page=page,
+        has_next=page * PER_PAGE < found.total,
     )
 
 
-@bp.post("/vote")
-def vote_form():
-    """The page's form: vote, then redirect back with a confirmation."""
-    if _login_missing():
+@bp.get("/p/<poll_id>")
+def poll_page(poll_id: str):
+    """The poll, with the voter's current choice highlighted; closed polls say so."""
+    poll = published_poll(poll_id)
+    user = current_user()
+    choice = current_choice(current_voter(), poll.id, look_up=user is not None)
+    now = datetime.now(UTC)
+    return render_template(
+        "vote/poll.html",
+        poll=poll,
+        is_open=poll.is_open(now),
+        ended_at=poll.ended_at(now),
+        chosen=choice.option if choice and poll.option(choice.option) else None,
+        login_needed=get_config().require_login and user is None,
+        is_owner=user is not None and user.id == poll.owner_id,
+        share_url=request.host_url.rstrip("/") + page_url(poll.id),
+    )
+
+
+def _vote_form(poll_id: str):
+    if login_missing():
         flash(LOGIN_TO_VOTE, "info")
         # The login app is another service behind the same HAProxy: link by path.
-        return redirect("/login?next=/", 303)
-    option = _option(request.form.get("option"))
-    _cast(option)
+        return redirect(f"/login?next={page_url(poll_id)}", 303)
+    _vote, recorded = cast(poll_id, request.form.get("option"))
     # Only the newest confirmation matters: a client that never follows the redirect must
     # not grow its session by one message per vote.
     session.pop("_flashes", None)
-    flash(f"Your vote for {option.label} is in.", "success")
-    return redirect(url_for("vote.index"), 303)
+    flash(f"Your vote for {recorded.label} is in.", "success")
+    return redirect(page_url(poll_id), 303)
 
 
-@bp.post("/api/votes")
-def api_vote():
-    """JSON API: {"option": "<key>"} -> 202 {"vote_id": ..., "option": ..., "voter": ...}.
+@bp.post("/p/<poll_id>/vote")
+def vote_form(poll_id: str):
+    """The poll page's form: vote, then back to the page with a confirmation."""
+    return _vote_form(poll_id)
 
-    The voter id lets a client (and `votectl drill`) find its row in Postgres later.
-    """
-    if _login_missing():
-        abort(401, LOGIN_TO_VOTE)
-    if not request.is_json:
-        count_vote("rejected", "malformed")
-        abort(415, 'Send JSON such as {"option": "cats"} with Content-Type: application/json.')
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict) or not isinstance(data.get("option"), str):
-        count_vote("rejected", "malformed")
-        abort(400, 'The body must be a JSON object such as {"option": "cats"}.')
-    vote = _cast(_option(data["option"]))
-    return jsonify(vote_id=vote.vote_id, option=vote.option, voter=vote.voter), 202
+
+@bp.post("/vote")
+def first_poll_vote_form():
+    """The first poll's form at its old URL."""
+    return _vote_form(FIRST_POLL_ID)

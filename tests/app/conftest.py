@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis.client
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine
 
 from app import create_app
 from app.resources import get_resources
 from app.sessions import COOKIE_NAME
 from core.config import Config
+from core.polls import Poll, make_draft, store
+from core.polls.published import publish
+from core.replicated import WaitPolicy
 from ops import voter
 from tests.servers import RedisCluster
 
 MakeApp = Callable[..., Flask]
+NewPoll = Callable[..., Poll]
 
 
 @pytest.fixture
@@ -68,3 +74,25 @@ def api_token(client: FlaskClient) -> str:
 def session_cookie(client: FlaskClient) -> str | None:
     cookie = client.get_cookie(COOKIE_NAME)
     return cookie.value if cookie else None
+
+
+@pytest.fixture
+def new_poll(database_url: str, redis_servers: RedisCluster, clean_data: None) -> Iterator[NewPoll]:
+    """Make a poll as the login app does: stored in Postgres, then published to Redis."""
+    engine = create_engine(database_url)
+    client = redis_servers.client()
+
+    def make(
+        question: str = "Tea or coffee?",
+        labels: tuple[str, ...] = ("Tea", "Coffee"),
+        *,
+        owner_id: int | None = None,
+        closes_at: datetime | None = None,
+    ) -> Poll:
+        draft = make_draft(question, list(labels), closes_at, now=datetime.now(UTC))
+        poll = store.create(engine, draft, owner_id)
+        publish(client, poll, WaitPolicy())
+        return poll
+
+    yield make
+    engine.dispose()

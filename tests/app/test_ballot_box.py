@@ -11,6 +11,7 @@ import redis.client
 
 from app.ballot_box import VoteNotSaved, record_vote
 from core.config import Config
+from core.polls import FIRST_POLL_ID
 from core.redis_client import master_client
 from core.stream import STREAM, Vote
 
@@ -28,10 +29,11 @@ def client(config: Config) -> Iterator[redis.client.Redis]:
 
 
 def test_a_recorded_vote_is_in_the_stream_and_on_the_replica(client, config, redis_servers):
-    vote = Vote.new("anon:" + "a" * 32, "cats")
+    vote = Vote.new(FIRST_POLL_ID, "anon:" + "a" * 32, "cats")
 
-    record_vote(client, vote, config)
+    recorded = record_vote(client, vote, config)
 
+    assert recorded.label == "Cats"
     replica = redis_servers.client(redis_servers.replica_port)
     [(_id, fields)] = replica.xrange(STREAM)
     assert fields == {k.encode(): v.encode() for k, v in vote.fields().items()}
@@ -46,7 +48,9 @@ def test_too_few_replicas_retries_with_backoff_then_fails(client, config):
         time.sleep(seconds)
 
     with pytest.raises(VoteNotSaved, match="1 of 2 replicas") as failure:
-        record_vote(client, Vote.new("anon:" + "b" * 32, "dogs"), config, sleep=sleep)
+        record_vote(
+            client, Vote.new(FIRST_POLL_ID, "anon:" + "b" * 32, "dogs"), config, sleep=sleep
+        )
 
     assert failure.value.attempts == len(sleeps) + 1 >= 3
     for attempt, seconds in enumerate(sleeps):
@@ -63,7 +67,7 @@ def test_noreplicas_from_the_master_is_retried_then_fails(config, master):
     try:
         started = time.monotonic()
         with pytest.raises(VoteNotSaved, match="NOREPLICAS") as failure:
-            record_vote(client, Vote.new("anon:" + "c" * 32, "dogs"), config)
+            record_vote(client, Vote.new(FIRST_POLL_ID, "anon:" + "c" * 32, "dogs"), config)
         elapsed = time.monotonic() - started
     finally:
         master.config_set("min-replicas-to-write", 0)
@@ -96,6 +100,6 @@ def test_an_unexpected_redis_refusal_fails_at_once(client, config, master):
     master.set(STREAM, "not a stream")
 
     with pytest.raises(VoteNotSaved, match="WRONGTYPE") as failure:
-        record_vote(client, Vote.new("anon:" + "d" * 32, "dogs"), config)
+        record_vote(client, Vote.new(FIRST_POLL_ID, "anon:" + "d" * 32, "dogs"), config)
 
     assert failure.value.attempts == 1

@@ -180,11 +180,11 @@ def test_anonymous_vote_stays_with_the_anonymous_voter(make_app, login_app, clie
     log_in(client, "heidi")
     assert "You have not voted yet." in account_page(client)
     vote_client.set_cookie(COOKIE_NAME, session_cookie(client))
-    assert 'aria-pressed="true"' not in vote_client.get("/").get_data(as_text=True)
+    assert 'aria-pressed="true"' not in vote_client.get("/p/first").get_data(as_text=True)
 
     log_out(client)
     vote_client.set_cookie(COOKIE_NAME, session_cookie(client))
-    page = vote_client.get("/").get_data(as_text=True)
+    page = vote_client.get("/p/first").get_data(as_text=True)
     assert 'value="dogs"\n                class="option chosen"' in page
 
 
@@ -200,10 +200,11 @@ def test_account_shows_the_newer_of_session_and_postgres(make_app, client, db):
 
     # The worker applies a newer vote made from another browser.
     later = datetime.now(UTC) + timedelta(seconds=5)
-    newer = Vote.new("user:1", "dogs")
+    newer = Vote.new("first", "user:1", "dogs")
     with db.begin() as conn:
         conn.execute(
             insert(votes).values(
+                poll_id="first",
                 voter_id="user:1",
                 option="dogs",
                 stream_ms=int(later.timestamp() * 1000),
@@ -270,11 +271,12 @@ def test_the_newer_vote_is_decided_by_stream_order_not_by_a_clock(make_app, clie
     with db.begin() as conn:
         conn.execute(
             insert(votes).values(
+                poll_id="first",
                 voter_id="user:1",
                 option="dogs",
                 stream_ms=ms,
                 stream_seq=seq + 1,
-                vote_id=Vote.new("user:1", "dogs").vote_id,
+                vote_id=Vote.new("first", "user:1", "dogs").vote_id,
                 voted_at=clock_behind,
             )
         )

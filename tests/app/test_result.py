@@ -1,4 +1,5 @@
-"""The result app: counts come from `tallies` (O(options)), as JSON and as a live page."""
+"""The result app: counts come from `tallies` (O(options)), as JSON and as a live page; here on
+the first poll's old URLs (polls people make: tests/app/test_polls_result.py)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ def test_counts_and_shares_come_from_tallies(client, db):
         conn.execute(
             insert(tallies),
             [
-                {"option": "cats", "count": 3},
-                {"option": "dogs", "count": 1},
-                {"option": "fish", "count": 7},  # no longer a poll option: not shown
+                {"poll_id": "first", "option": "cats", "count": 3},
+                {"poll_id": "first", "option": "dogs", "count": 1},
+                {"poll_id": "first", "option": "fish", "count": 7},  # not an option: not shown
+                {"poll_id": "other", "option": "cats", "count": 5},  # another poll's
             ],
         )
 
@@ -66,6 +68,7 @@ def test_results_read_tallies_not_the_votes_table(client, db):
     with db.begin() as conn:
         conn.execute(
             insert(votes).values(
+                poll_id="first",
                 voter_id="anon:" + "e" * 32,
                 option="cats",
                 stream_ms=1,
@@ -81,7 +84,7 @@ def test_results_read_tallies_not_the_votes_table(client, db):
 def test_the_page_updates_itself_accessibly(client):
     page = client.get("/result").get_data(as_text=True)
 
-    assert 'data-results-url="/api/results"' in page
+    assert 'data-results-url="/api/polls/first/results"' in page
     assert 'aria-live="polite"' in page
     assert '<script src="/static/result.js" defer></script>' in page
     script = client.get("/static/result.js")
@@ -100,6 +103,7 @@ def test_polling_does_not_touch_the_session_store(client, master):
 
     for _ in range(3):
         assert client.get("/api/results").status_code == 200
+        assert client.get("/api/polls/first/results").status_code == 200
 
     assert _session_reads(master) == before
     client.get("/result")

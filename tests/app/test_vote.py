@@ -1,4 +1,5 @@
-"""The vote app: votes reach the stream only when valid, from the session's voter, confirmed."""
+"""The vote app, on the first poll's old URLs: votes reach the stream only when valid, from the
+session's voter, confirmed. (Polls people make: tests/app/test_polls_vote.py.)"""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import pytest
 import redis.client
 from flask.testing import FlaskClient
 
+from core.polls import FIRST_POLL_ID
 from core.stream import STREAM
 from tests.app.conftest import api_token, csrf_from_page
+
+FIRST_PAGE = f"/p/{FIRST_POLL_ID}"
 
 VOTE_ID = re.compile(r"[0-9a-f]{32}")
 ANON = re.compile(r"anon:[0-9a-f]{32}")
@@ -23,13 +27,13 @@ def entries(master: redis.client.Redis) -> list[dict[str, str]]:
 
 
 def vote_by_form(client: FlaskClient, option: str):
-    token = csrf_from_page(client.get("/").get_data(as_text=True))
+    token = csrf_from_page(client.get(FIRST_PAGE).get_data(as_text=True))
     return client.post("/vote", data={"option": option, "csrf_token": token})
 
 
-def chosen_options(client: FlaskClient) -> list[str]:
-    """The options the vote page marks as the voter's current choice."""
-    page = client.get("/").get_data(as_text=True)
+def chosen_options(client: FlaskClient, page_url: str = FIRST_PAGE) -> list[str]:
+    """The options the poll page marks as the voter's current choice."""
+    page = client.get(page_url).get_data(as_text=True)
     return re.findall(r'value="([a-z0-9_-]+)"\s+class="option chosen"\s+aria-pressed="true"', page)
 
 
@@ -37,12 +41,12 @@ def test_form_vote_is_written_to_the_stream_and_confirmed(client, master):
     response = vote_by_form(client, "dogs")
 
     assert response.status_code == 303
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == FIRST_PAGE
     [entry] = entries(master)
     assert VOTE_ID.fullmatch(entry["vote_id"])
     assert ANON.fullmatch(entry["voter"])
-    assert entry["option"] == "dogs"
-    page = client.get("/").get_data(as_text=True)
+    assert (entry["poll"], entry["option"]) == (FIRST_POLL_ID, "dogs")
+    page = client.get(FIRST_PAGE).get_data(as_text=True)
     assert "Your vote for Dogs is in." in page
     assert chosen_options(client) == ["dogs"]
 
@@ -55,7 +59,12 @@ def test_api_vote_answers_202_with_the_vote_id(client, master):
     assert response.status_code == 202
     body = response.get_json()
     [entry] = entries(master)
-    assert body == {"vote_id": entry["vote_id"], "option": "cats", "voter": entry["voter"]}
+    assert body == {
+        "vote_id": entry["vote_id"],
+        "poll": FIRST_POLL_ID,
+        "option": "cats",
+        "voter": entry["voter"],
+    }
     assert ANON.fullmatch(body["voter"])
     assert VOTE_ID.fullmatch(body["vote_id"])
 
@@ -181,19 +190,9 @@ def test_a_vote_not_confirmed_by_replicas_is_never_reported_as_accepted(make_app
     assert api.get_json() == {"error": "Your vote could not be saved safely, please try again."}
     assert form.status_code == 503
     assert "could not be saved safely" in form.get_data(as_text=True)
-    page = client.get("/").get_data(as_text=True)
+    page = client.get(FIRST_PAGE).get_data(as_text=True)
     assert "is in." not in page
     assert chosen_options(client) == []
-
-
-def test_options_come_from_config(make_app):
-    app = make_app("vote", POLL_QUESTION="Best editor?", POLL_OPTIONS="vi=Vim,emacs=Emacs,Nano")
-    page = app.test_client().get("/").get_data(as_text=True)
-
-    assert "Best editor?" in page
-    for key, label in [("vi", "Vim"), ("emacs", "Emacs"), ("nano", "Nano")]:
-        assert f'name="option" value="{key}"' in page
-        assert label in page
 
 
 def test_require_login_refuses_anonymous_votes(make_app, master):
@@ -206,8 +205,8 @@ def test_require_login_refuses_anonymous_votes(make_app, master):
     )
 
     assert form.status_code == 303
-    assert form.headers["Location"] == "/login?next=/"
+    assert form.headers["Location"] == f"/login?next={FIRST_PAGE}"
     assert api.status_code == 401
     assert api.get_json()["error"] == "Please log in to vote."
     assert master.xlen(STREAM) == 0
-    assert "log in</a>" in client.get("/").get_data(as_text=True)
+    assert "log in</a>" in client.get(FIRST_PAGE).get_data(as_text=True)

@@ -104,7 +104,7 @@ def test_a_redis_master_refusing_writes_is_a_clean_503(client, master):
     # What a master cut off from its replicas answers (min-replicas-to-write).
     master.config_set("min-replicas-to-write", 2)
     try:
-        page = client.get("/")
+        page = client.get("/p/first")  # opens a session: a write
     finally:
         master.config_set("min-replicas-to-write", 0)
 
@@ -129,13 +129,14 @@ def test_one_session_cookie_works_across_the_three_apps(make_app, master):
     [(_id, fields)] = master.xrange(STREAM)
     assert fields[b"voter"] == b"user:1"
     assert "Account (kim)" in result.get("/result").get_data(as_text=True)
+    assert "My polls" in vote.get("/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("cookie", ["garbage", "A" * 43, "x" * 3000, "..%2F..%2Fetc"])
 def test_a_tampered_session_cookie_gets_a_fresh_anonymous_session(client, master, cookie):
     client.set_cookie(COOKIE_NAME, cookie)
 
-    page = client.get("/")
+    page = client.get("/p/first")
     vote = client.post(
         "/api/votes", json={"option": "dogs"}, headers={"X-CSRFToken": "from another session"}
     )
