@@ -3,7 +3,8 @@
 A continuous load (default 10 minutes at 300 votes/s) runs through the web front; every
 `--every` seconds each target in `--targets` is SIGKILLed once (evenly spaced, the same
 kills as `votectl drill`) and brought back. At the end the workers drain the stream and
-every voter's last acknowledged vote is reconciled with Postgres. Printed: per failover
+every voter's last acknowledged vote in each poll (three made for the run, and the first
+poll) is reconciled with Postgres. Printed: per failover
 the figures of `votectl drill` (acked, lost, failed, seconds without an acknowledgement,
 latency around it, time until the service and the whole stack were back), the run's
 totals beside the latency outside failover windows (this run's own baseline), and the
@@ -30,18 +31,20 @@ from core.stream import drained
 from ops.drill import DrillError
 from ops.drill.faults import make_fault
 from ops.drill.load import Attempt, Load
+from ops.drill.polls import close_polls, open_polls
 from ops.drill.reconcile import failures, latency, longest_ack_gap, reconcile
 from ops.drill.switchover import SwitchoverError
 from ops.drill.view import StackContext, read_snapshot, whole_problems
 from ops.local.layout import Layout
 from ops.local.processes import memory_by_program
-from ops.voter import poll_options
 from ops.wait import WaitTimeout, wait_for
 
 VOTECTL = str(Path(sys.executable).parent / "votectl")
 # Every vote in [kill - BEFORE, kill + AFTER] is a new voter's only one (see ops/drill/load.py).
 BEFORE_S, AFTER_S = 2.0, 12.0
 MIB = 1 << 20
+# Polls made for the soak (voters vote in them and in the first poll).
+POLLS = 3
 
 
 def votectl(layout: Layout, *args: str) -> None:
@@ -116,9 +119,10 @@ def figures(event: dict, attempts: list[Attempt], lost: list[dict], end: float) 
 
 def soak(ctx: StackContext, minutes: float, rate: float, every: float, targets: list[str]):
     plan = kill_plan(minutes, every, targets)
+    polls = open_polls(ctx.deployment, POLLS)
     load = Load(
         ctx.web_url,
-        poll_options(ctx.web_url),
+        polls,
         rate=rate,
         duration=minutes * 60,
         voters=max(300, int(rate * 3)),
@@ -140,8 +144,9 @@ def soak(ctx: StackContext, minutes: float, rate: float, every: float, targets: 
         runner.join()
     wait_for(lambda: drained(ctx.redis), "the workers to drain the stream", 300, 0.5)
     attempts = result["load"].attempts
-    voters = sorted({a.server_voter for a in attempts if a.server_voter})
-    rec = reconcile(attempts, read_snapshot(ctx.deployment, voters))
+    ballots = sorted({(a.poll, a.server_voter) for a in attempts if a.server_voter})
+    rec = reconcile(attempts, read_snapshot(ctx.deployment, ballots))
+    close_polls(ctx.deployment, list(polls))
     end = result["load"].ended
     per_failover = [figures(e, attempts, rec.lost, end) for e in events]
     windows = [(e["killed"] - 1, e.get("whole", e["killed"] + AFTER_S) + 1) for e in events]

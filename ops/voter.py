@@ -11,6 +11,8 @@ from http.cookiejar import DefaultCookiePolicy
 
 import requests
 
+from core.polls import FIRST_POLL_ID
+
 # The hidden field of every form page, and the session cookie every app shares.
 CSRF_FIELD = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 SESSION_COOKIE = "vote_session"
@@ -30,9 +32,10 @@ def csrf_from_page(html: str) -> str | None:
     return match.group(1) if match else None
 
 
-def poll_options(base_url: str, verify: bool | str = True) -> list[str]:
-    """The keys of the poll's options, as the results API lists them."""
-    reply = requests.get(f"{base_url.rstrip('/')}/api/results", timeout=TIMEOUT_S, verify=verify)
+def poll_options(base_url: str, poll: str = FIRST_POLL_ID, verify: bool | str = True) -> list[str]:
+    """The keys of a poll's options, as the poll API (the vote app, Redis) lists them."""
+    url = f"{base_url.rstrip('/')}/api/polls/{poll}"
+    reply = requests.get(url, timeout=TIMEOUT_S, verify=verify)
     reply.raise_for_status()
     return [option["key"] for option in reply.json()["options"]]
 
@@ -91,18 +94,56 @@ class Voter:
         return reply.text
 
     def vote(
-        self, option: str, *, form: bool = False, path: str | None = None
+        self,
+        option: str,
+        *,
+        poll: str | None = None,
+        form: bool = False,
+        path: str | None = None,
     ) -> requests.Response:
-        """Vote for `option`: POST /api/votes (JSON), or the page's form with `form=True`."""
+        """Vote for `option` in `poll`: POST /api/polls/<poll>/votes (JSON), or the poll page's
+        form with `form=True`; without a poll, the first poll's old URLs (/api/votes, /vote)."""
         if self.token is None:
             self.fetch_token()
         if form:
+            default = f"/p/{poll}/vote" if poll else "/vote"
             return self.request(
-                "POST", path or "/vote", data={"option": option, "csrf_token": self.token}
+                "POST", path or default, data={"option": option, "csrf_token": self.token}
             )
-        return self.request(
+        return self.json(
             "POST",
-            path or "/api/votes",
-            json={"option": option},
+            path or (f"/api/polls/{poll}/votes" if poll else "/api/votes"),
+            {"option": option},
+        )
+
+    def json(self, method: str, path: str, body: object = None) -> requests.Response:
+        """A JSON API request with this voter's session and CSRF token."""
+        if self.token is None:
+            self.fetch_token()
+        return self.request(
+            method,
+            path,
+            **({} if body is None else {"json": body}),
             headers={"X-CSRFToken": self.token or ""},
         )
+
+    def register(self, username: str, password: str) -> None:
+        """Create an account through the register form; the session is then logged in."""
+        page = self.request("GET", "/register")
+        page.raise_for_status()
+        token = csrf_from_page(page.text)
+        reply = self.request(
+            "POST",
+            "/register",
+            data={"username": username, "password": password, "csrf_token": token or ""},
+        )
+        if reply.status_code != 303:
+            raise VoterError(f"POST /register answered {reply.status_code}: {reply.text[:200]}")
+        self.token = None  # logging in starts a new session: its token is another
+
+    def create_poll(self, question: str, options: list[str]) -> dict:
+        """Make a poll through the API (logged in); the poll's document."""
+        reply = self.json("POST", "/api/polls", {"question": question, "options": options})
+        if reply.status_code != 201:
+            raise VoterError(f"POST /api/polls answered {reply.status_code}: {reply.text[:200]}")
+        return reply.json()

@@ -117,7 +117,9 @@ def create(engine: Engine, draft: Draft, owner_id: int | None) -> Poll:
     raise AssertionError("unreachable")
 
 
-def _owned_row(conn: Connection, poll_id: str, owner_id: int, *, for_delete: bool) -> Row:
+def _owned_row(
+    conn: Connection, poll_id: str, owner_id: int | None, *, for_delete: bool
+) -> Row:
     """The poll's row, locked; PollNotFound or NotOwner.
 
     A state change locks it FOR NO KEY UPDATE, which does not wait for the workers (they
@@ -133,8 +135,11 @@ def _owned_row(conn: Connection, poll_id: str, owner_id: int, *, for_delete: boo
     return row
 
 
-def set_state(engine: Engine, poll_id: str, owner_id: int, state: str, now: datetime) -> Poll:
-    """Close or reopen the owner's poll; return it as it now is.
+def set_state(
+    engine: Engine, poll_id: str, owner_id: int | None, state: str, now: datetime
+) -> Poll:
+    """Close or reopen the owner's poll (owner None: a poll without owner, for ops tools);
+    return it as it now is.
 
     Closing a closed poll changes nothing (its current state is returned, to publish again).
     Reopening clears the closing time, which would otherwise close it again at once.

@@ -7,12 +7,13 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import requests
 
+from core.polls import FIRST_POLL_ID
 from ops.voter import Voter
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Attempt:
     vote_id: str | None = None
     server_voter: str | None = None
     error: str | None = None
+    poll: str = FIRST_POLL_ID
 
     @property
     def acked(self) -> bool:
@@ -56,18 +58,18 @@ class Attempt:
 
 
 class SimulatedVoter(Voter):
-    """A voter of the load: numbered, and remembering its last acknowledged choice."""
+    """A voter of the load: numbered, and remembering its last acknowledged choice per poll."""
 
     def __init__(self, index: int, base_url: str, *, verify: bool | str = True) -> None:
         super().__init__(base_url, verify=verify)
         self.index = index
-        self.choice: str | None = None
+        self.choices: dict[str, str] = {}
 
-    def attempt(self, option: str, clock: Callable[[], float]) -> Attempt:
-        """Vote once through the API and record what the voter saw."""
-        attempt = Attempt(self.index, option, clock())
+    def attempt(self, poll: str, option: str, clock: Callable[[], float]) -> Attempt:
+        """Vote once in `poll` through the API and record what the voter saw."""
+        attempt = Attempt(self.index, option, clock(), poll=poll)
         try:
-            reply = self.vote(option)
+            reply = self.vote(option, poll=poll)
             attempt.status = reply.status_code
             if reply.ok:
                 body = reply.json()
@@ -78,7 +80,7 @@ class SimulatedVoter(Voter):
             attempt.error = type(exc).__name__
         attempt.ended = clock()
         if attempt.acked:
-            self.choice = option
+            self.choices[poll] = option
         return attempt
 
 
@@ -93,9 +95,11 @@ class LoadResult:
 
 
 class Load:
-    """Open-loop load: `rate` votes/s for `duration` s, spread over `voters` voters.
+    """Open-loop load: `rate` votes/s for `duration` s, spread over `voters` voters and the
+    `polls` (poll id -> its option keys).
 
-    Each tick picks an idle voter; a voter changes its vote with probability `change`.
+    Each tick picks an idle voter and a poll; a voter who already voted in that poll changes
+    its vote with probability `change`.
     Inside each of `fresh_windows` (seconds from the start, from-to), every tick is instead
     a new voter's first and only vote: only a voter's last vote can be checked against
     Postgres, so around a failure every acknowledged vote must be someone's last, or a lost
@@ -105,7 +109,7 @@ class Load:
     def __init__(
         self,
         base_url: str,
-        options: Sequence[str],
+        polls: Mapping[str, Sequence[str]],
         *,
         rate: float = 100.0,
         duration: float = 20.0,
@@ -116,10 +120,12 @@ class Load:
         clock: Callable[[], float] = time.monotonic,
         verify: bool | str = True,
     ) -> None:
-        if rate <= 0 or duration <= 0 or voters < 1 or len(options) < 2:
-            raise ValueError("need rate > 0, duration > 0, voters >= 1 and two options")
+        if rate <= 0 or duration <= 0 or voters < 1 or not polls:
+            raise ValueError("need rate > 0, duration > 0, voters >= 1 and a poll")
+        if any(len(options) < 2 for options in polls.values()):
+            raise ValueError("every poll needs two options")
         self.base_url = base_url
-        self.options = list(options)
+        self.polls = {poll: list(options) for poll, options in polls.items()}
         self.rate, self.duration, self.change = rate, duration, change
         self.ticks = int(rate * duration)
         self.voters = [SimulatedVoter(i, base_url, verify=verify) for i in range(voters)]
@@ -178,15 +184,18 @@ class Load:
                     raise RuntimeError(f"cannot open a voter session: {exc}") from exc
                 time.sleep(0.2 * attempt)
 
-    def _pick_option(self, voter: SimulatedVoter) -> str:
-        if voter.choice is None:
-            return self.random.choice(self.options)
+    def _pick(self, voter: SimulatedVoter) -> tuple[str, str]:
+        """A poll, and the voter's option in it."""
+        poll = self.random.choice(list(self.polls))
+        options, choice = self.polls[poll], voter.choices.get(poll)
+        if choice is None:
+            return poll, self.random.choice(options)
         if self.random.random() < self.change:
-            return self.random.choice([o for o in self.options if o != voter.choice])
-        return voter.choice
+            return poll, self.random.choice([o for o in options if o != choice])
+        return poll, choice
 
-    def _run_one(self, voter: SimulatedVoter, option: str) -> None:
-        attempt = voter.attempt(option, self.clock)
+    def _run_one(self, voter: SimulatedVoter, poll: str, option: str) -> None:
+        attempt = voter.attempt(poll, option, self.clock)
         with self._lock:
             self._attempts.append(attempt)
             if voter.index < self.repeat_voters:  # a new voter votes once
@@ -215,7 +224,7 @@ class Load:
                 if voter is None:
                     skipped += 1
                     continue
-                pool.submit(self._run_one, voter, self._pick_option(voter))
+                pool.submit(self._run_one, voter, *self._pick(voter))
         ended = self.clock()
         if skipped:
             logger.warning("%d of %d ticks found every voter waiting", skipped, self.ticks)

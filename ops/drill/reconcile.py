@@ -14,26 +14,33 @@ from ops.figures import percentile
 
 @dataclass(frozen=True)
 class Row:
-    """A voter's row in the votes table."""
+    """A voter's row in the votes table (for one poll)."""
 
     option: str
     vote_id: str
 
 
+# A voter in a poll: (poll id, server-side voter id); a tally: (poll id, option key).
+Ballot = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """One consistent read of Postgres: the drill voters' rows, the tallies, rows per option."""
+    """One consistent read of Postgres: the drill voters' rows per poll, and every poll's
+    tallies beside its rows per option."""
 
-    rows: Mapping[str, Row]
-    tallies: Mapping[str, int]
-    counts: Mapping[str, int]
+    rows: Mapping[Ballot, Row]
+    tallies: Mapping[tuple[str, str], int]
+    counts: Mapping[tuple[str, str], int]
 
 
 @dataclass
 class Reconciliation:
-    """How every voter's last acknowledged vote fared."""
+    """How every voter's last acknowledged vote in every poll fared."""
 
+    # Voters are counted once per poll they voted in.
     voters: int = 0
+    polls: int = 0
     exact: int = 0
     ambiguous: int = 0
     lost: list[dict] = field(default_factory=list)
@@ -46,32 +53,35 @@ class Reconciliation:
         return not self.lost and not self.double_counted and not self.tally_mismatches
 
 
-def _by_server_voter(attempts: Sequence[Attempt]) -> tuple[dict[str, list[Attempt]], int]:
-    """Each server-side voter id with the attempts that may have been cast under it.
+def _by_server_voter(attempts: Sequence[Attempt]) -> tuple[dict[Ballot, list[Attempt]], int]:
+    """Each (poll, server-side voter id) with the attempts that may have been cast under it.
 
     A simulated voter normally keeps one server voter id; if its session was lost, it gets
     a new one (counted as an identity change), and its unacknowledged attempts may belong
     to either.
     """
-    by_sim: dict[int, list[Attempt]] = defaultdict(list)
+    by_sim: dict[tuple[int, str], list[Attempt]] = defaultdict(list)
     for attempt in sorted(attempts, key=lambda a: a.started):
-        by_sim[attempt.voter].append(attempt)
-    result: dict[str, list[Attempt]] = {}
-    changes = 0
-    for sequence in by_sim.values():
+        by_sim[(attempt.voter, attempt.poll)].append(attempt)
+    result: dict[Ballot, list[Attempt]] = {}
+    identities: dict[int, set[str]] = defaultdict(set)
+    for (sim, poll), sequence in by_sim.items():
         ids = list(dict.fromkeys(a.server_voter for a in sequence if a.acked and a.server_voter))
-        changes += max(0, len(ids) - 1)
+        identities[sim].update(ids)
         for server_voter in ids:
-            result[server_voter] = sequence
+            result[(poll, server_voter)] = sequence
+    changes = sum(max(0, len(ids) - 1) for ids in identities.values())
     return result, changes
 
 
-def _judge(server_voter: str, sequence: list[Attempt], row: Row | None) -> tuple[str, dict]:
-    """'exact', 'ambiguous' or 'lost' for one server voter, with the evidence."""
+def _judge(ballot: Ballot, sequence: list[Attempt], row: Row | None) -> tuple[str, dict]:
+    """'exact', 'ambiguous' or 'lost' for one voter in one poll, with the evidence."""
+    poll, server_voter = ballot
     acked = [a for a in sequence if a.acked and a.server_voter == server_voter]
     last = acked[-1]
     later = [a for a in sequence[sequence.index(last) + 1 :] if not a.acked and not a.rejected]
     evidence = {
+        "poll": poll,
         "voter": server_voter,
         "acknowledged": {"option": last.option, "vote_id": last.vote_id, "at": last.ended},
         "row": None if row is None else {"option": row.option, "vote_id": row.vote_id},
@@ -88,27 +98,33 @@ def _judge(server_voter: str, sequence: list[Attempt], row: Row | None) -> tuple
 
 
 def reconcile(attempts: Sequence[Attempt], snapshot: Snapshot) -> Reconciliation:
-    """Check every voter's last acknowledged vote against Postgres, and the tallies.
+    """Check every voter's last acknowledged vote in every poll against Postgres, and every
+    poll's tallies.
 
-    For every voter the row must hold the last acknowledged vote, or a later attempt whose
-    request failed (it may have been written before the failure); anything else is lost.
-    Tallies must equal the number of rows per option; a surplus is counted twice.
+    For every voter in a poll the row must hold the last acknowledged vote, or a later
+    attempt whose request failed (it may have been written before the failure); anything
+    else is lost. Each poll's tallies must equal its number of rows per option; a surplus
+    is counted twice.
     """
     result = Reconciliation()
     groups, result.identity_changes = _by_server_voter(attempts)
-    for server_voter, sequence in groups.items():
+    result.polls = len({poll for poll, _ in groups})
+    for ballot, sequence in groups.items():
         result.voters += 1
-        verdict, evidence = _judge(server_voter, sequence, snapshot.rows.get(server_voter))
+        verdict, evidence = _judge(ballot, sequence, snapshot.rows.get(ballot))
         if verdict == "lost":
             result.lost.append(evidence)
         elif verdict == "exact":
             result.exact += 1
         else:
             result.ambiguous += 1
-    for option in sorted(set(snapshot.tallies) | set(snapshot.counts)):
-        tally, rows = snapshot.tallies.get(option, 0), snapshot.counts.get(option, 0)
+    for poll, option in sorted(set(snapshot.tallies) | set(snapshot.counts)):
+        tally = snapshot.tallies.get((poll, option), 0)
+        rows = snapshot.counts.get((poll, option), 0)
         if tally != rows:
-            result.tally_mismatches.append({"option": option, "tally": tally, "rows": rows})
+            result.tally_mismatches.append(
+                {"poll": poll, "option": option, "tally": tally, "rows": rows}
+            )
             result.double_counted += max(0, tally - rows)
     return result
 

@@ -42,6 +42,7 @@ def summarise(
         "failed": sum(failed.values()),
         "failures": failed,
         "skipped_ticks": result.skipped,
+        "polls": rec.polls,
         "voters": rec.voters,
         "lost": len(rec.lost),
         "lost_examples": rec.lost[:10],
@@ -83,15 +84,16 @@ def _s(value: float | None) -> str:
 def render_table(reports: list[dict]) -> str:
     """One line per drill, then what went wrong."""
     head = (
-        f"{'target':<20} {'victim':<11} {'acked':>6} {'lost':>4} {'2x':>3} {'tally':>5} "
-        f"{'failed':>6} {'unavail s':>9} {'p50 ms':>6} {'p99 ms':>6} {'max ms':>6} "
+        f"{'target':<20} {'victim':<11} {'polls':>5} {'acked':>6} {'lost':>4} {'2x':>3} "
+        f"{'tally':>5} {'failed':>6} {'unavail s':>9} {'p50 ms':>6} {'p99 ms':>6} {'max ms':>6} "
         f"{'back s':>6} {'whole s':>7}  result"
     )
     lines = [head, "-" * len(head)]
     for r in reports:
         w = r["latency_window"]
         lines.append(
-            f"{r['target']:<20} {r['victim']:<11} {r['acked']:>6} {r['lost']:>4} "
+            f"{r['target']:<20} {r['victim']:<11} {r.get('polls', 1):>5} {r['acked']:>6} "
+            f"{r['lost']:>4} "
             f"{r['double_counted']:>3} {len(r['tally_mismatches']):>5} {r['failed']:>6} "
             f"{_s(r['unavailable_s']):>9} {_ms(w['p50']):>6} {_ms(w['p99']):>6} "
             f"{_ms(w['max']):>6} {_s(r['recovered_after_s']):>6} {_s(r['time_to_whole_s']):>7}"
@@ -110,8 +112,9 @@ def render_table(reports: list[dict]) -> str:
             notes.append(f"{r['target']}: {r['switchover']}")
         notes.extend(f"{r['target']}: {p}" for p in r["problems"])
     legend = (
-        "acked: votes acknowledged; lost: acknowledged votes missing from Postgres; 2x: votes "
-        "counted twice; tally: options whose tally differs from its rows; unavail: longest gap "
+        "polls: polls voted in; acked: votes acknowledged; lost: acknowledged votes missing from "
+        "Postgres; 2x: votes counted twice; tally: (poll, option)s whose tally differs from its "
+        "rows (every poll); unavail: longest gap "
         "between acknowledgements from 1 s before the kill; p50/p99/max: request latency from "
         "1 s before the kill to 1 s after recovery; back: kill -> service back; whole: kill -> "
         "every member back in place; ok*: nothing lost but voters saw failures"

@@ -12,6 +12,7 @@ from core.stream import drained
 from ops.drill import DrillError
 from ops.drill.faults import KILLS, Fault, make_fault
 from ops.drill.load import Attempt, Load, LoadResult
+from ops.drill.polls import close_polls, open_polls
 from ops.drill.report import summarise
 from ops.drill.switchover import (
     METHODS,
@@ -22,7 +23,6 @@ from ops.drill.switchover import (
 from ops.drill.view import StackContext, read_snapshot, whole_problems
 from ops.local.layout import WORKERS, Layout
 from ops.local.supervisor import SupervisorError
-from ops.voter import poll_options
 from ops.wait import WaitTimeout, wait_for
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class DrillOptions:
     # that is about to lose them (the worst case of a plain SENTINEL FAILOVER).
     stop_workers: bool = False
     drain_timeout: float = 120.0
+    # Polls made for the drill (the first poll is voted in too).
+    polls: int = 3
 
 
 # --- one drill --------------------------------------------------------------------------------
@@ -130,9 +132,10 @@ def run_drill(
     wait_for(lambda: not whole_problems(ctx), "a whole, healthy stack before the drill", 60)
     fault = _fault(ctx, target, options, progress)
     middle = options.duration / 2
+    polls = open_polls(ctx.deployment, options.polls)
     load = Load(
         ctx.web_url,
-        poll_options(ctx.web_url),
+        polls,
         rate=options.rate,
         duration=options.duration,
         voters=options.voters,
@@ -144,7 +147,8 @@ def run_drill(
     load.prepare()
     runner = _Runner(load)
     progress(
-        f"{target}: {options.rate:g} votes/s for {options.duration:g} s; victim {fault.victim}"
+        f"{target}: {options.rate:g} votes/s for {options.duration:g} s in {len(polls)} polls;"
+        f" victim {fault.victim}"
     )
     if options.stop_workers:
         for worker in WORKERS:
@@ -189,8 +193,9 @@ def run_drill(
     attempts = runner.result.attempts
     if before_reconcile:
         before_reconcile(ctx, attempts)
-    voters = sorted({a.server_voter for a in attempts if a.server_voter})
-    snapshot = read_snapshot(ctx.deployment, voters)
+    ballots = sorted({(a.poll, a.server_voter) for a in attempts if a.server_voter})
+    snapshot = read_snapshot(ctx.deployment, ballots)
+    close_polls(ctx.deployment, list(polls))
     report = summarise(
         target,
         fault,

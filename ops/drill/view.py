@@ -141,20 +141,24 @@ def whole_problems(ctx: StackContext) -> list[str]:
     return problems
 
 
-def read_snapshot(target: Deployment, voters: list[str]) -> Snapshot:
-    """The drill voters' rows and the tallies, in one snapshot of the leader."""
+def read_snapshot(target: Deployment, ballots: list[tuple[str, str]]) -> Snapshot:
+    """The drill voters' rows (one per (poll, voter) in `ballots`) and every poll's tallies
+    beside its rows per option, in one snapshot of the leader."""
     conn = target.pg_connect(APP_DB)
     try:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT voter_id, option, vote_id FROM votes WHERE voter_id = ANY(%s)", (voters,)
+                "SELECT v.poll_id, v.voter_id, v.option, v.vote_id FROM votes AS v"
+                " JOIN unnest(%s::text[], %s::text[]) AS b(poll_id, voter_id)"
+                " USING (poll_id, voter_id)",
+                ([p for p, _ in ballots], [v for _, v in ballots]),
             )
-            rows = {voter: Row(option, vote_id) for voter, option, vote_id in cur.fetchall()}
-            cur.execute("SELECT option, count FROM tallies")
-            tallies = dict(cur.fetchall())
-            cur.execute("SELECT option, count(*) FROM votes GROUP BY option")
-            counts = dict(cur.fetchall())
+            rows = {(poll, voter): Row(option, vote_id) for poll, voter, option, vote_id in cur}
+            cur.execute("SELECT poll_id, option, count FROM tallies")
+            tallies = {(poll, option): count for poll, option, count in cur}
+            cur.execute("SELECT poll_id, option, count(*) FROM votes GROUP BY poll_id, option")
+            counts = {(poll, option): count for poll, option, count in cur}
     finally:
         conn.close()
     return Snapshot(rows, tallies, counts)

@@ -40,6 +40,7 @@ def drill(stack, target: str, options: DrillOptions = SHORT, **kwargs) -> dict:
 
 def assert_nothing_lost(report: dict) -> None:
     assert report["acked"] > 0.5 * report["rate"] * report["duration"]
+    assert report["polls"] >= 3  # the drill's own polls and the first one
     assert report["lost"] == 0, report["lost_examples"]
     assert report["double_counted"] == 0
     assert report["tally_mismatches"] == []
@@ -120,7 +121,11 @@ def test_a_plain_sentinel_failover_loses_votes_nothing_rescues_and_the_drill_say
 class RowThief:
     """Deletes one acknowledged vote (and its count) before the drill reconciles."""
 
-    COLUMNS = "voter_id, option, stream_ms, stream_seq, vote_id, voted_at, prev_option, updated_at"
+    COLUMNS = (
+        "poll_id, voter_id, option, stream_ms, stream_seq, vote_id, voted_at, prev_option,"
+        " updated_at"
+    )
+    COUNT = "UPDATE tallies SET count = count {} 1 WHERE poll_id = %s AND option = %s"
 
     def __init__(self, stack) -> None:
         self.stack = stack
@@ -130,17 +135,19 @@ class RowThief:
         return self.stack.sql(statement, *params, database=APP_DB)
 
     def __call__(self, _ctx: StackContext, attempts: list[Attempt]) -> None:
-        voter = next(a.server_voter for a in reversed(attempts) if a.acked)
+        last = next(a for a in reversed(attempts) if a.acked)
         [self.stolen] = self.sql(
-            f"DELETE FROM votes WHERE voter_id = %s RETURNING {self.COLUMNS}", voter
+            f"DELETE FROM votes WHERE poll_id = %s AND voter_id = %s RETURNING {self.COLUMNS}",
+            last.poll,
+            last.server_voter,
         )
-        self.sql("UPDATE tallies SET count = count - 1 WHERE option = %s", self.stolen[1])
+        self.sql(self.COUNT.format("-"), self.stolen[0], self.stolen[2])
 
     def give_back(self) -> None:
         self.sql(
-            f"INSERT INTO votes ({self.COLUMNS}) VALUES ({', '.join(['%s'] * 8)})", *self.stolen
+            f"INSERT INTO votes ({self.COLUMNS}) VALUES ({', '.join(['%s'] * 9)})", *self.stolen
         )
-        self.sql("UPDATE tallies SET count = count + 1 WHERE option = %s", self.stolen[1])
+        self.sql(self.COUNT.format("+"), self.stolen[0], self.stolen[2])
 
 
 def test_a_vote_deleted_behind_the_drills_back_fails_the_drill(stack):

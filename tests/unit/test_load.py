@@ -6,7 +6,7 @@ from ops.drill.load import Attempt, Load
 
 
 def load(**kwargs) -> Load:
-    return Load("http://127.0.0.1:9", ["cats", "dogs"], rate=10, duration=4, **kwargs)
+    return Load("http://127.0.0.1:9", {"first": ["cats", "dogs"]}, rate=10, duration=4, **kwargs)
 
 
 def test_inside_a_fresh_window_every_tick_is_a_new_voters_only_vote():
@@ -26,11 +26,29 @@ def test_inside_a_fresh_window_every_tick_is_a_new_voters_only_vote():
 def test_a_returning_voter_often_changes_its_vote():
     plan = load(voters=1, seed=7)
     voter = plan.voters[0]
-    voter.choice = "cats"
+    voter.choices["first"] = "cats"
 
-    picks = [plan._pick_option(voter) for _ in range(200)]
+    picks = [plan._pick(voter)[1] for _ in range(200)]
 
     assert 0.45 < picks.count("dogs") / 200 < 0.75
+
+
+def test_votes_spread_over_every_poll_each_with_its_own_options():
+    plan = Load(
+        "http://127.0.0.1:9",
+        {"p1": ["a", "b"], "p2": ["x", "y", "z"]},
+        rate=10,
+        duration=4,
+        voters=1,
+        seed=3,
+    )
+    voter = plan.voters[0]
+
+    picks = [plan._pick(voter) for _ in range(300)]
+
+    assert {poll for poll, _ in picks} == {"p1", "p2"}
+    assert all(option in plan.polls[poll] for poll, option in picks)
+    assert {option for poll, option in picks if poll == "p2"} == {"x", "y", "z"}
 
 
 def test_outcome_names_the_status_or_the_exception():

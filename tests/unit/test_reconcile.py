@@ -18,8 +18,13 @@ from ops.drill.reconcile import (
 V1, V2 = "anon:" + "1" * 32, "anon:" + "2" * 32
 
 
-def ack(voter: int, option: str, at: float, vote_id: str, server: str = V1) -> Attempt:
-    return Attempt(voter, option, at, at + 0.01, 202, vote_id, server)
+P = "first"
+
+
+def ack(
+    voter: int, option: str, at: float, vote_id: str, server: str = V1, poll: str = P
+) -> Attempt:
+    return Attempt(voter, option, at, at + 0.01, 202, vote_id, server, poll=poll)
 
 
 def fail(voter: int, option: str, at: float, status: int | None = 503) -> Attempt:
@@ -27,11 +32,14 @@ def fail(voter: int, option: str, at: float, status: int | None = 503) -> Attemp
     return Attempt(voter, option, at, at + 0.5, status, None, None, error)
 
 
-def snapshot(rows: dict[str, Row], tallies: dict[str, int] | None = None) -> Snapshot:
-    counts: dict[str, int] = {}
-    for row in rows.values():
-        counts[row.option] = counts.get(row.option, 0) + 1
-    return Snapshot(rows, counts if tallies is None else tallies, counts)
+def snapshot(rows: dict, tallies: dict[str, int] | None = None) -> Snapshot:
+    """Rows by voter (in the poll P) or by (poll, voter); tallies by option of P."""
+    rows = {(k if isinstance(k, tuple) else (P, k)): row for k, row in rows.items()}
+    counts: dict[tuple[str, str], int] = {}
+    for (poll, _), row in rows.items():
+        counts[(poll, row.option)] = counts.get((poll, row.option), 0) + 1
+    keyed = counts if tallies is None else {(P, o): n for o, n in tallies.items()}
+    return Snapshot(rows, keyed, counts)
 
 
 def test_the_last_acknowledged_vote_in_postgres_is_exact():
@@ -88,7 +96,7 @@ def test_a_tally_above_its_rows_counts_votes_twice():
     result = reconcile([ack(0, "cats", 1, "a")], snapshot(rows, {"cats": 2, "dogs": 0}))
 
     assert result.double_counted == 1
-    assert result.tally_mismatches == [{"option": "cats", "tally": 2, "rows": 1}]
+    assert result.tally_mismatches == [{"poll": P, "option": "cats", "tally": 2, "rows": 1}]
     assert not result.ok
 
 
@@ -96,6 +104,24 @@ def test_a_tally_below_its_rows_is_a_mismatch_but_not_double():
     result = reconcile([], snapshot({V1: Row("cats", "a")}, {"cats": 0}))
 
     assert (result.double_counted, len(result.tally_mismatches)) == (0, 1)
+
+
+def test_each_poll_is_reconciled_on_its_own():
+    attempts = [
+        ack(0, "cats", 1, "a", poll="p1"),
+        ack(0, "tea", 2, "b", poll="p2"),
+        ack(0, "dogs", 3, "c", poll="p1"),
+    ]
+    # p2's vote is there, p1's last one is not: the row holds the earlier vote.
+    rows = {("p1", V1): Row("cats", "a"), ("p2", V1): Row("tea", "b")}
+
+    result = reconcile(attempts, snapshot(rows))
+
+    assert (result.polls, result.voters, result.exact) == (2, 2, 1)
+    assert [(lost["poll"], lost["acknowledged"]["vote_id"]) for lost in result.lost] == [
+        ("p1", "c")
+    ]
+    assert result.identity_changes == 0
 
 
 def test_the_longest_gap_between_acknowledgements_in_the_window():
