@@ -22,9 +22,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import RedisError
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+from core.polls.sync import SyncReport, sync_all
 from core.redis_client import make_sentinel
+from core.replicated import NotReplicated, WaitPolicy
 from ops.deployment import Deployment
 
 logger = logging.getLogger(__name__)
@@ -182,6 +185,22 @@ def restore_database(source: BackupSource, backup_dir: Path) -> None:
         ],
         env,
     )
+
+
+def republish_polls(target: Deployment) -> SyncReport:
+    """After a restore: make Redis' copy of the polls follow the restored database, even where
+    it held newer revisions or tombstones (core/polls/sync.py, forced)."""
+    if not target.backup_url:
+        raise BackupError("BACKUP_DATABASE_URL is not set (the database to read the polls from)")
+    engine = create_engine(target.backup_url)
+    client = target.redis()
+    try:
+        return sync_all(engine, client, WaitPolicy(), force=True)
+    except (RedisError, NotReplicated) as exc:
+        raise BackupError(f"the polls could not be published to Redis: {exc}") from None
+    finally:
+        engine.dispose()
+        client.close()
 
 
 def complete_backups(dest_root: Path) -> list[Path]:

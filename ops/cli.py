@@ -370,15 +370,17 @@ def backup_command(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def restore_command(ctx: click.Context, backup_dir: str, yes: bool) -> None:
-    """Replace the votes database with a backup's contents (Redis is left as it is)."""
+    """Replace the votes database with a backup's contents; Redis keeps its sessions and
+    votes, and its copy of the polls is made to follow the restored database."""
     target = _deployment(ctx)
     if not yes:
         click.confirm(f"Replace the votes database with {backup_dir}?", abort=True)
     try:
         backup_mod.restore_database(backup_mod.source_of(target, _pg_bindir()), Path(backup_dir))
+        polls = backup_mod.republish_polls(target)
     except backup_mod.BackupError as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"database restored from {backup_dir}")
+    click.echo(f"database restored from {backup_dir}; {polls.polls} polls published to Redis")
 
 
 @cli.group("secrets")

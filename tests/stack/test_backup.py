@@ -43,9 +43,15 @@ def test_backup_then_restore_brings_the_data_back(stack, tmp_path):
 
     app_query(stack, "DELETE FROM accounts WHERE username = %s", marker)
     app_query(stack, "INSERT INTO accounts (username, password_hash) VALUES ('after-backup', 'x')")
+    owner = Voter(stack.urls["web"])
+    owner.register(f"b{time.time_ns()}", "correct horse battery")
+    made_after = owner.create_poll("Made after the backup?", ["Yes", "No"])["id"]
     stack.votectl("restore", backup_dir, "--yes")
     names = {row[0] for row in app_query(stack, "SELECT username FROM accounts")}
     assert marker in names and "after-backup" not in names
+    # Redis follows the restored database: the poll it no longer has takes no votes.
+    assert owner.request("GET", f"/api/polls/{made_after}").status_code == 404
+    assert owner.vote("yes", poll=made_after).status_code == 404
     # The restored schema still belongs to the app: new votes are counted again.
     wait_counted(stack, cast_vote(stack, "cats"))
 
