@@ -18,7 +18,8 @@ Against throwaway single servers (the fast test tier's: fsync off, so both figur
 
 The benchmark uses its own stream (votes:bench), so the stack's workers never see its entries,
 but it writes the real `votes` and `tallies` tables, as the worker does. Its voters are named
-anon:bench-<n>; their rows are removed (and the tallies corrected) before and after the run.
+anon:bench-<n> and vote in polls of its own (--polls, each voter always in the same one); the
+polls are removed with their votes and tallies before and after the run.
 """
 
 from __future__ import annotations
@@ -36,10 +37,17 @@ from collections.abc import Iterator
 import click
 from redis import Redis
 from sqlalchemy import Engine, text
-from stackenv import CpuMeter, load_config, stack_options  # also puts the checkout on sys.path
+from stackenv import (  # also puts the checkout on sys.path
+    CpuMeter,
+    forget_bench_polls,
+    load_config,
+    make_bench_polls,
+    stack_options,
+)
 
 from core.config import Config
 from core.db import make_engine
+from core.polls import Poll
 from core.redis_client import make_sentinel, master_client
 from core.stream import GROUP, Vote, split_id
 from worker.daemon import VoteWorker
@@ -52,19 +60,16 @@ CLASSIC_VOTES_PER_S = 10
 # Give up when the workers have not moved for this long (the run stays bounded).
 STALL_S = 60
 
-# Remove the benchmark's voters and take their votes back out of the tallies, atomically.
-FORGET_BENCH_VOTERS = text("""
-WITH gone AS (DELETE FROM votes WHERE voter_id LIKE :prefix RETURNING option),
-     per_option AS (SELECT option, count(*) AS n FROM gone GROUP BY option)
-UPDATE tallies SET count = tallies.count - per_option.n
-FROM per_option WHERE tallies.option = per_option.option
-""")
+BENCH_NAME = "drain"
+OPTIONS = ["Red", "Green", "Blue"]
 
-# Tallies are exact when every option's count equals its number of rows.
+# Tallies are exact when every (poll, option)'s count equals its number of rows.
 TALLY_MISMATCHES = text("""
-SELECT coalesce(t.option, r.option), coalesce(t.count, 0), coalesce(r.n, 0)
-FROM tallies t FULL JOIN (SELECT option, count(*) AS n FROM votes GROUP BY option) r
-  ON r.option = t.option
+SELECT coalesce(t.poll_id, r.poll_id), coalesce(t.option, r.option), coalesce(t.count, 0),
+       coalesce(r.n, 0)
+FROM tallies t
+FULL JOIN (SELECT poll_id, option, count(*) AS n FROM votes GROUP BY poll_id, option) r
+  ON (r.poll_id, r.option) = (t.poll_id, t.option)
 WHERE coalesce(t.count, 0) <> coalesce(r.n, 0)
 """)
 
@@ -79,10 +84,17 @@ class Timing:
         return self.count / self.seconds if self.seconds else float("inf")
 
 
-def make_votes(n: int, voters: int, options: list[str], seed: int) -> list[Vote]:
-    """n votes; voter k votes again every `voters` votes, so most votes replace an earlier one."""
+def make_votes(n: int, voters: int, polls: list[Poll], seed: int) -> list[Vote]:
+    """n votes; voter k votes again every `voters` votes, always in poll k % len(polls), so
+    most votes replace an earlier one."""
     rng = random.Random(seed)
-    return [Vote.new(f"{VOTER_PREFIX}{i % voters}", rng.choice(options)) for i in range(n)]
+    keys = [[o.key for o in poll.options] for poll in polls]
+    made = []
+    for i in range(n):
+        voter = i % voters
+        poll = voter % len(polls)
+        made.append(Vote.new(polls[poll].id, f"{VOTER_PREFIX}{voter}", rng.choice(keys[poll])))
+    return made
 
 
 def fill_stream(client: Redis, votes: list[Vote], chunk: int = 5000) -> tuple[Timing, list]:
@@ -157,12 +169,14 @@ def drain(config: Config, client: Redis, count: int, workers: int, in_process: b
 # voter order, one COMMIT), into a table shaped like `votes`, without the stream-order check,
 # the RETURNING, the tallies, Redis or any decoding.
 RAW_UPSERT = f"""
-INSERT INTO {RAW_TABLE} AS v (voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
-SELECT b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id, to_timestamp(b.ts_ms / 1000.0)
-FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
-     AS b(voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
-ORDER BY b.voter_id
-ON CONFLICT (voter_id) DO UPDATE SET
+INSERT INTO {RAW_TABLE} AS v (poll_id, voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
+SELECT b.poll_id, b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id,
+       to_timestamp(b.ts_ms / 1000.0)
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[],
+            %s::bigint[])
+     AS b(poll_id, voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
+ORDER BY b.poll_id, b.voter_id
+ON CONFLICT (poll_id, voter_id) DO UPDATE SET
     option = EXCLUDED.option, stream_ms = EXCLUDED.stream_ms, stream_seq = EXCLUDED.stream_seq,
     vote_id = EXCLUDED.vote_id, voted_at = EXCLUDED.voted_at
 """
@@ -170,15 +184,16 @@ ON CONFLICT (voter_id) DO UPDATE SET
 
 def raw_batches(votes: list[Vote], ids: list, batch: int) -> list[tuple[list, ...]]:
     """The stream cut into batches of `batch` entries, each reduced to every voter's newest
-    vote (later in the stream wins, as in the worker) and sorted by voter, as column arrays."""
+    vote per poll (later in the stream wins, as in the worker) and sorted by (poll, voter), as
+    column arrays."""
     batches = []
     for start in range(0, len(votes), batch):
-        newest: dict[str, tuple] = {}
+        newest: dict[tuple[str, str], tuple] = {}
         chunk = zip(votes[start : start + batch], ids[start : start + batch], strict=True)
-        for vote, entry_id in chunk:
+        for v, entry_id in chunk:
             ms, seq = split_id(entry_id)
-            newest[vote.voter] = (vote.voter, vote.option, ms, seq, vote.vote_id, vote.ts_ms)
-        rows = [newest[voter] for voter in sorted(newest)]
+            newest[(v.poll, v.voter)] = (v.poll, v.voter, v.option, ms, seq, v.vote_id, v.ts_ms)
+        rows = [newest[ballot] for ballot in sorted(newest)]
         batches.append(tuple(list(column) for column in zip(*rows, strict=True)))
     return batches
 
@@ -236,34 +251,32 @@ def raw_upsert(
         conn.execute(text(f"DROP TABLE {RAW_TABLE}"))
     if errors:
         raise click.ClickException(f"raw upsert failed: {errors[0]}")
-    if stored != len({v.voter for v in votes}):
+    if stored != len({(v.poll, v.voter) for v in votes}):
         raise click.ClickException(f"raw upsert stored {stored} rows, expected one per voter")
     return Timing(len(votes), elapsed), cpu
 
 
 def forget_bench(engine: Engine, client: Redis) -> None:
-    """Remove every trace of a (previous) run: stream, dead letters, voters and their counts.
+    """Remove every trace of a (previous) run: stream, dead letters, polls with their votes.
 
     Then VACUUM: the raw upsert writes into a fresh table, so the worker should not pay for
     the dead rows of earlier rounds either.
     """
     client.delete(BENCH_STREAM, BENCH_DEAD_LETTER)
-    with engine.begin() as conn:
-        conn.execute(FORGET_BENCH_VOTERS, {"prefix": VOTER_PREFIX + "%"})
+    forget_bench_polls(engine, BENCH_NAME)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM (ANALYZE) votes, tallies"))
 
 
 def check_result(engine: Engine, votes: list[Vote]) -> None:
-    """Every benchmark voter stored once with their last vote, and every tally exact."""
-    newest = {v.voter: v.vote_id for v in votes}
+    """Every benchmark voter stored once per poll with their last vote, and every tally exact."""
+    newest = {(v.poll, v.voter): v.vote_id for v in votes}
     with engine.connect() as conn:
-        stored = dict(
-            conn.execute(
-                text("SELECT voter_id, vote_id FROM votes WHERE voter_id LIKE :p"),
-                {"p": VOTER_PREFIX + "%"},
-            ).all()
-        )
+        rows = conn.execute(
+            text("SELECT poll_id, voter_id, vote_id FROM votes WHERE voter_id LIKE :p"),
+            {"p": VOTER_PREFIX + "%"},
+        ).all()
+        stored = {(poll, voter): vote_id for poll, voter, vote_id in rows}
         wrong_tallies = conn.execute(TALLY_MISMATCHES).all()
     if stored != newest:
         wrong = sum(1 for voter, vote_id in newest.items() if stored.get(voter) != vote_id)
@@ -320,7 +333,8 @@ def throwaway_config() -> Iterator[Config]:
     help="Also print the CPU time each part of the stack spent per 1,000 votes "
     "(needs --state-dir: the local stack's processes).",
 )
-@click.option("--keep", is_flag=True, help="Keep the benchmark's voters in votes/tallies.")
+@click.option("--polls", default=10, show_default=True, help="Polls the votes are spread over.")
+@click.option("--keep", is_flag=True, help="Keep the benchmark's polls and votes.")
 @click.option("--seed", default=1, show_default=True, help="Seed for the options voted for.")
 def main(
     state_dir: str | None,
@@ -333,6 +347,7 @@ def main(
     in_process: bool,
     throwaway_servers: bool,
     cpu: bool,
+    polls: int,
     keep: bool,
     seed: int,
 ) -> None:
@@ -343,8 +358,8 @@ def main(
     --state-dir/--base-port, from `votectl env`. Bounded: the drain gives up when the workers
     make no progress for 60 s.
     """
-    if votes < 1 or not 1 <= voters <= votes or workers < 1 or rounds < 1:
-        raise click.UsageError("need votes >= voters >= 1, workers >= 1 and rounds >= 1")
+    if votes < 1 or not 1 <= voters <= votes or workers < 1 or rounds < 1 or polls < 1:
+        raise click.UsageError("need votes >= voters >= 1, workers, rounds and polls >= 1")
     layout = None
     with contextlib.ExitStack() as stack:
         if throwaway_servers:
@@ -357,20 +372,26 @@ def main(
         meter = CpuMeter(layout) if cpu else None
         if batch:
             config = dataclasses.replace(config, worker_batch=batch)
-        results = [
-            run(config, votes, voters, workers, in_process, keep, seed + r, r % 2 == 1, meter)
-            for r in range(rounds)
-        ]
+        shape = Shape(votes, voters, polls, workers, in_process)
+        results = [run(config, shape, keep, seed + r, r % 2 == 1, meter) for r in range(rounds)]
     if rounds > 1:
         summarize(results)
 
 
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """What one round drains, and with what."""
+
+    votes: int
+    voters: int
+    polls: int
+    workers: int
+    in_process: bool
+
+
 def run(
     config: Config,
-    n: int,
-    voters: int,
-    workers: int,
-    in_process: bool,
+    shape: Shape,
     keep: bool,
     seed: int,
     raw_first: bool,
@@ -378,16 +399,18 @@ def run(
 ) -> tuple[float, float]:
     """One round: fill, drain, check, raw upsert; print and return (drain, raw) rates."""
     client = master_client(config, make_sentinel(config), socket_timeout=10)
+    n, workers, in_process = shape.votes, shape.workers, shape.in_process
     engine = make_engine(config.database_url, pool_size=workers)
     kind = "threads" if in_process else "processes"
     click.echo(
-        f"drain benchmark: {n:,} votes from {voters:,} voters, "
+        f"drain benchmark: {n:,} votes from {shape.voters:,} voters in {shape.polls} polls, "
         f"batch {config.worker_batch}, {workers} worker {kind}"
     )
     click.echo(f"  postgres: {engine.url.render_as_string(hide_password=True)}")
     forget_bench(engine, client)
     try:
-        votes = make_votes(n, voters, [o.key for o in config.options], seed)
+        polls = make_bench_polls(engine, BENCH_NAME, shape.polls, OPTIONS)
+        votes = make_votes(n, shape.voters, polls, seed)
         client.xgroup_create(BENCH_STREAM, GROUP, id="0", mkstream=True)
         filled, ids = fill_stream(client, votes)
         line("stream fill (pipelined XADD)", filled, "entries/s")

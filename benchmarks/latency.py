@@ -33,17 +33,22 @@ from stackenv import load_config, stack_options, web_url
 
 from core.db import make_engine
 from ops.figures import percentile
-from ops.voter import Voter, shared_http
+from ops.voter import Voter, poll_options, shared_http
 
 # Remove the benchmark's rows (found by their last vote_id) and their counts, atomically.
 FORGET_VOTES = text("""
-WITH gone AS (DELETE FROM votes WHERE vote_id = ANY(:ids) RETURNING option),
-     per_option AS (SELECT option, count(*) AS n FROM gone GROUP BY option)
+WITH gone AS (DELETE FROM votes WHERE vote_id = ANY(:ids) RETURNING poll_id, option),
+     per_option AS (SELECT poll_id, option, count(*) AS n FROM gone GROUP BY poll_id, option)
 UPDATE tallies SET count = tallies.count - per_option.n
-FROM per_option WHERE tallies.option = per_option.option
+FROM per_option
+WHERE (tallies.poll_id, tallies.option) = (per_option.poll_id, per_option.option)
 """)
-# By primary key when the vote API names the voter (it does since 072d1aa), else a scan.
-SEEN_BY_VOTER = "SELECT vote_id FROM votes WHERE voter_id = ANY(%s) AND vote_id = ANY(%s)"
+# By primary key when the vote API names the voter (it does since 072d1aa), else a scan. The
+# votes go to the first poll (POST /api/votes).
+SEEN_BY_VOTER = (
+    "SELECT vote_id FROM votes"
+    " WHERE poll_id = 'first' AND voter_id = ANY(%s) AND vote_id = ANY(%s)"
+)
 SEEN_BY_VOTE_ID = "SELECT vote_id FROM votes WHERE vote_id = ANY(%s)"
 # A vote not visible after this long counts as unseen (and its voter may vote again).
 GIVE_UP_S = 30.0
@@ -293,7 +298,7 @@ def main(
     poll_url = config.database_ro_url if via == "ro" else config.database_url
     engine = make_engine(poll_url, pool_size=1)
     rw = make_engine(config.database_url, pool_size=1)
-    options = [o.key for o in config.options]
+    options = poll_options(base)
     click.echo(f"vote-to-result latency: POST {base}/api/votes (202) until the row")
     click.echo(f"  is visible through {engine.url.render_as_string(hide_password=True)}")
     click.echo(f"  polled every {poll_ms:g} ms (so figures are upper bounds within that)")

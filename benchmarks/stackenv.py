@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import psutil
+from redis import Redis
+from sqlalchemy import Engine, text
 
 REPO = Path(__file__).resolve().parents[1]
 # The scripts run as `python benchmarks/x.py`: make `app`, `worker` and `ops` importable.
@@ -16,6 +19,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from core.config import Config, ConfigError  # noqa: E402
+from core.polls import Poll, make_draft, store  # noqa: E402
+from core.polls.published import publish, unpublish  # noqa: E402
+from core.replicated import WaitPolicy  # noqa: E402
 from ops.deployment import local_stack_settings  # noqa: E402
 from ops.local import credentials  # noqa: E402
 from ops.local.deployment import app_env  # noqa: E402
@@ -110,3 +116,39 @@ class CpuMeter:
     @staticmethod
     def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         return {k: after[k] - before.get(k, 0.0) for k in after if after[k] > before.get(k, 0.0)}
+
+
+# Polls a benchmark makes are named "Benchmark <name>: ..." and removed with their votes after.
+BENCH_QUESTION = "Benchmark {name}: poll {number}?"
+
+
+def make_bench_polls(
+    engine: Engine, name: str, count: int, labels: list[str], client: Redis | None = None
+) -> list[Poll]:
+    """`count` open polls (as the login app makes them; published when given a client)."""
+    made = []
+    for number in range(1, count + 1):
+        question = BENCH_QUESTION.format(name=name, number=number)
+        draft = make_draft(question, labels, None, now=datetime.now(UTC))
+        poll = store.create(engine, draft, None)
+        if client is not None:
+            publish(client, poll, WaitPolicy())
+        made.append(poll)
+    return made
+
+
+def forget_bench_polls(engine: Engine, name: str, client: Redis | None = None) -> int:
+    """Delete the benchmark's polls with their votes and tallies (and their Redis copies)."""
+    pattern = BENCH_QUESTION.format(name=name, number="%")
+    with engine.begin() as conn:
+        ids = list(
+            conn.execute(
+                text("SELECT id FROM polls WHERE question LIKE :p"), {"p": pattern}
+            ).scalars()
+        )
+        for table, column in (("votes", "poll_id"), ("tallies", "poll_id"), ("polls", "id")):
+            conn.execute(text(f"DELETE FROM {table} WHERE {column} = ANY(:ids)"), {"ids": ids})
+    if client is not None:
+        for poll_id in ids:
+            unpublish(client, poll_id, WaitPolicy())
+    return len(ids)

@@ -1,9 +1,12 @@
 """Vote POST throughput through HAProxy (sessions, CSRF, XADD + WAIT 1) beside the classic vote app.
 
 One run measures, with the same wrk settings:
-- ours: POST /vote (the page's form; or /api/votes with --endpoint api) through HAProxy, each
-  request from one of N voters made beforehand (its own session cookie and CSRF token from
-  GET /), alternating between the first two options so every vote replaces the last;
+- ours, the first poll: POST /vote (its page's form at its old URL; or /api/votes with
+  --endpoint api) through HAProxy, each request from one of N voters made beforehand (its own
+  session cookie and CSRF token from GET /p/first), alternating between the first two options
+  so every vote replaces the last;
+- ours, a poll page: the same against a poll made for the run, POST /p/<id>/vote (or
+  /api/polls/<id>/votes), the path a poll people make takes (the same script checks it);
 - the baseline: the classic example-voting-app vote service (benchmarks/baseline_vote_app:
   a Redis client per request, RPUSH, no session, no CSRF, no WAIT) under gunicorn with as many
   workers and threads as the stack's vote instances have together, on a free local port,
@@ -13,7 +16,7 @@ One run measures, with the same wrk settings:
     .venv/bin/python benchmarks/vote_post.py --state-dir /tmp/s --base-port 25000 --duration 10
 
 Afterwards the benchmark's voters are taken out of the results again (once the workers have
-drained the stream) and its sessions and list are deleted; --keep-votes leaves them.
+drained the stream), its poll, sessions and list are deleted; --keep-votes leaves them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -41,6 +43,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import create_engine, text
+from stackenv import forget_bench_polls, make_bench_polls
 
 from app.sessions import COOKIE_NAME, KEY_PREFIX
 from core.config import Config
@@ -51,6 +54,7 @@ from ops.local import credentials
 from ops.local.deployment import app_env
 from ops.local.layout import APP_INSTANCES, HOST, Layout
 from ops.voter import Voter, VoterError
+from ops.voter import poll_options as first_poll_options
 from ops.wait import WaitTimeout, wait_for
 
 BIN = Path(sys.executable).parent
@@ -60,7 +64,9 @@ BASELINE_KEY = "bench:baseline:votes"
 # 4 threads (app/gunicorn_conf.py); the baseline gets all of them in one gunicorn.
 OUR_WORKERS_PER_INSTANCE = 2
 OUR_THREADS = 4
-OPTION = re.compile(r'<button type="submit" name="option" value="([a-z0-9_-]+)"')
+BENCH_NAME = "vote_post"
+# What each target is called in the report and the JSON, in the order they run.
+FIRST, POLL, BASELINE = "first poll", "poll page", "baseline"
 
 # Requests are formatted once per wrk thread; each thread starts at its own place in the list.
 LUA = """
@@ -187,37 +193,41 @@ def read_stack(layout: Layout, url: str | None) -> Stack:
 
 
 def make_voter(web: str) -> tuple[str, str]:
-    """A new anonymous voter: (session cookie, CSRF token), from GET / like a browser."""
+    """A new anonymous voter: (session cookie, CSRF token), from the first poll's page like a
+    browser (the same session votes in every poll)."""
     voter = Voter(web)
     try:
-        voter.open_page("/")
+        voter.open_page("/p/first")
     except (requests.RequestException, VoterError) as exc:
-        raise click.ClickException(f"GET {web}/: {exc}") from None
+        raise click.ClickException(f"GET {web}/p/first: {exc}") from None
     if not voter.session_id or not voter.token:
-        raise click.ClickException(f"GET {web}/ gave no session cookie or CSRF token")
+        raise click.ClickException(f"GET {web}/p/first gave no session cookie or CSRF token")
     return voter.session_id, voter.token
 
 
-def poll_options(web: str) -> list[str]:
-    options = OPTION.findall(requests.get(f"{web}/", timeout=10).text)
-    if len(options) < 2:
-        raise click.ClickException(f"expected at least two options on {web}/, got {options}")
-    return options[:2]
+def vote_path(endpoint: str, poll: str | None) -> str:
+    """Where a vote goes: the first poll's old URLs, or a poll's own."""
+    if endpoint == "api":
+        return f"/api/polls/{poll}/votes" if poll else "/api/votes"
+    return f"/p/{poll}/vote" if poll else "/vote"
 
 
-def our_entries(voters: list[tuple[str, str]], options: list[str], endpoint: str) -> list[Entry]:
+def our_entries(
+    voters: list[tuple[str, str]], options: list[str], endpoint: str, poll: str | None = None
+) -> list[Entry]:
     """Every voter votes for the first option, then every voter for the second, and so on."""
     entries = []
+    path = vote_path(endpoint, poll)
     for option in options:
         for cookie, token in voters:
             headers = {"Cookie": f"{COOKIE_NAME}={cookie}"}
             if endpoint == "api":
                 headers |= {"Content-Type": "application/json", "X-CSRFToken": token}
-                entries.append(Entry("/api/votes", f'{{"option":"{option}"}}', headers))
+                entries.append(Entry(path, f'{{"option":"{option}"}}', headers))
             else:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
                 body = urlencode({"option": option, "csrf_token": token})
-                entries.append(Entry("/vote", body, headers))
+                entries.append(Entry(path, body, headers))
     return entries
 
 
@@ -370,15 +380,17 @@ def accepted_votes(instances: list[str]) -> float:
 
 
 FORGET_VOTERS = text("""
-WITH gone AS (DELETE FROM votes WHERE voter_id = ANY(:voters) RETURNING option),
-     per_option AS (SELECT option, count(*) AS n FROM gone GROUP BY option)
+WITH gone AS (DELETE FROM votes WHERE voter_id = ANY(:voters) RETURNING poll_id, option),
+     per_option AS (SELECT poll_id, option, count(*) AS n FROM gone GROUP BY poll_id, option)
 UPDATE tallies SET count = tallies.count - per_option.n
-FROM per_option WHERE tallies.option = per_option.option
+FROM per_option
+WHERE (tallies.poll_id, tallies.option) = (per_option.poll_id, per_option.option)
 """)
 
 
 def forget(stack: Stack, client: Redis, cookies: list[str]) -> str:
-    """Take the benchmark's voters out of votes/tallies; delete their sessions and the list."""
+    """Take the benchmark's voters out of votes/tallies, delete its poll (with its votes),
+    their sessions and the list."""
     keys = [KEY_PREFIX + cookie for cookie in cookies]
     voters = []
     for raw in client.mget(keys):
@@ -394,9 +406,10 @@ def forget(stack: Stack, client: Redis, cookies: list[str]) -> str:
     try:
         with engine.begin() as conn:
             conn.execute(FORGET_VOTERS, {"voters": voters})
+        forget_bench_polls(engine, BENCH_NAME, client)
     finally:
         engine.dispose()
-    return f"removed the benchmark's {len(voters)} voters from the results"
+    return f"removed the benchmark's {len(voters)} voters and its poll from the results"
 
 
 def log(message: str) -> None:
@@ -421,41 +434,51 @@ def summary(figures: list[Figures]) -> list[float]:
     ]
 
 
-def report(rounds: list[tuple[Figures, Figures]], settings: Mapping) -> None:
+Round = dict[str, Figures]
+
+
+def report(rounds: list[Round], settings: Mapping) -> None:
     click.echo(
         f"\nVote POST, {settings['duration']:g} s per target and round after "
         f"{settings['warmup']:g} s warm-up, wrk -t{settings['threads']} "
         f"-c{settings['connections']}, {settings['voters']} voters; {settings['cpus']} CPUs, "
         f"load average {settings['load_average_1m']:.1f} at the start"
     )
-    names = (
-        f"ours: {settings['endpoint_path']} via HAProxy (session, CSRF, WAIT)",
-        f"baseline: classic app ({settings['baseline_workers']}w x {OUR_THREADS}t, RPUSH)",
-    )
+    names = {
+        FIRST: f"ours: {settings['paths'][FIRST]} via HAProxy (session, CSRF, WAIT)",
+        POLL: f"ours: {settings['paths'][POLL]} (a poll page's)",
+        BASELINE: (
+            f"baseline: classic app ({settings['baseline_workers']}w x {OUR_THREADS}t, RPUSH)"
+        ),
+    }
     click.echo(f"  {'':52}" + "".join(f"{c:>11}" for c in COLUMNS))
-    groups = [(f"round {n}", [o], [b]) for n, (o, b) in enumerate(rounds, 1)]
+    groups = [(f"round {n}", [r]) for n, r in enumerate(rounds, 1)]
     if len(rounds) > 1:
-        groups.append(
-            (f"median of {len(rounds)} rounds", [o for o, _ in rounds], [b for _, b in rounds])
-        )
-    for title, ours, base in groups:
+        groups.append((f"median of {len(rounds)} rounds", rounds))
+    for title, chosen in groups:
         if len(rounds) > 1:
             click.echo(f"  {title}")
-        ours_row, base_row = summary(ours), summary(base)
-        for name, row in zip(names, (ours_row, base_row), strict=True):
+        rows = {target: summary([r[target] for r in chosen]) for target in names}
+        for target, row in rows.items():
             click.echo(
-                f"  {name:52}"
+                f"  {names[target]:52}"
                 + "".join(f"{v:11.{d}f}" for v, d in zip(row, (0, 1, 1, 0, 2), strict=True))
             )
-        ratios = [a / b if b else float("nan") for a, b in zip(ours_row, base_row, strict=True)]
-        ratios[3] = float("nan")
-        click.echo(
-            f"  {'ours / baseline':52}"
-            + "".join(" " * 11 if n == 3 else f"{r:11.2f}" for n, r in enumerate(ratios))
-        )
-    click.echo(f"  HTTP statuses (ours, baseline): {[(o.statuses, b.statuses) for o, b in rounds]}")
-    accepted = [o.deltas["accepted"] for o, _ in rounds if "accepted" in o.deltas]
-    if accepted:
+        for mine, other in ((FIRST, BASELINE), (POLL, BASELINE), (POLL, FIRST)):
+            ratios = [
+                a / b if b else float("nan") for a, b in zip(rows[mine], rows[other], strict=True)
+            ]
+            click.echo(
+                f"  {f'{mine} / {other}':52}"
+                + "".join(" " * 11 if n == 3 else f"{r:11.2f}" for n, r in enumerate(ratios))
+            )
+    statuses = [{t: f.statuses for t, f in r.items()} for r in rounds]
+    click.echo(f"  HTTP statuses: {statuses}")
+    accepted = [
+        {t: r[t].deltas["accepted"] for t in (FIRST, POLL) if "accepted" in r[t].deltas}
+        for r in rounds
+    ]
+    if any(accepted):
         click.echo(f"  votes our vote apps counted as accepted: {accepted}")
     click.echo(
         "  CPU ms/req: user+system CPU of the web tier's gunicorn processes per request (ours: "
@@ -509,14 +532,20 @@ def main(
     )
     stack = read_stack(layout, url)
     client = master_client(Config.from_env(stack.env))
-    options = poll_options(stack.web)
+    options = first_poll_options(stack.web)[:2]
+    engine = create_engine(stack.env["DATABASE_URL"])
+    try:
+        forget_bench_polls(engine, BENCH_NAME, client)  # a run that was interrupted
+        [poll] = make_bench_polls(engine, BENCH_NAME, 1, ["Yes", "No"], client)
+    finally:
+        engine.dispose()
     settings = {
         "duration": duration,
         "warmup": warmup,
         "connections": connections,
         "threads": threads,
         "voters": voters,
-        "endpoint_path": "/api/votes" if endpoint == "api" else "/vote",
+        "paths": {FIRST: vote_path(endpoint, None), POLL: vote_path(endpoint, poll.id)},
         "baseline_workers": APP_INSTANCES * OUR_WORKERS_PER_INSTANCE,
         # Other work on the machine shares its CPUs with both targets: worth knowing.
         "cpus": os.cpu_count(),
@@ -532,7 +561,10 @@ def main(
         with ThreadPoolExecutor(8) as pool:
             made += pool.map(lambda _: make_voter(stack.web), range(voters))
         log(f"made {len(made)} voters")
-        entries = our_entries(made, options, endpoint)
+        entries = {
+            FIRST: our_entries(made, options, endpoint),
+            POLL: our_entries(made, [o.key for o in poll.options], endpoint, poll.id),
+        }
         measured = run_rounds(stack, entries, settings, rounds, ours_probes)
     finally:
         if not keep_votes:
@@ -545,12 +577,13 @@ def main(
 
 def run_rounds(
     stack: Stack,
-    entries: list[Entry],
+    entries: Mapping[str, list[Entry]],
     settings: Mapping,
     rounds: int,
     ours_probes: Mapping[str, Callable[[], float]],
-) -> list[tuple[Figures, Figures]]:
-    """Ours, then the baseline (one gunicorn kept up for all rounds), `rounds` times."""
+) -> list[Round]:
+    """Ours in the first poll, ours in a poll page, then the baseline (one gunicorn kept up for
+    all rounds), `rounds` times."""
     port = free_port()
     measured = []
     with (
@@ -561,28 +594,31 @@ def run_rounds(
     ):
         base_probes = {"web_cpu_s": cpu_seconds([port])}
         for number in range(1, rounds + 1):
-            log(f"round {number}/{rounds}: ours ({stack.web}) ...")
-            ours = measure(stack.web, entries, settings, ours_probes)
+            figures: Round = {}
+            for target in (FIRST, POLL):
+                log(f"round {number}/{rounds}: ours, {settings['paths'][target]} ...")
+                figures[target] = measure(stack.web, entries[target], settings, ours_probes)
             log(f"round {number}/{rounds}: baseline ({url}) ...")
-            base = measure(url, baseline_entries(settings["voters"]), settings, base_probes)
-            measured.append((ours, base))
+            baseline = baseline_entries(settings["voters"])
+            figures[BASELINE] = measure(url, baseline, settings, base_probes)
+            measured.append(figures)
     return measured
 
 
-def as_payload(measured: list[tuple[Figures, Figures]], settings: Mapping) -> dict:
+def as_payload(measured: list[Round], settings: Mapping) -> dict:
     """The --json output: the settings, every round's figures and the median req/s."""
     return {
         "settings": dict(settings),
         "rounds": [
             {
-                name: {**asdict(f), "rps": f.rps, "web_cpu_ms_per_request": f.web_cpu_ms}
-                for name, f in (("ours", o), ("baseline", b))
+                target: {**asdict(f), "rps": f.rps, "web_cpu_ms_per_request": f.web_cpu_ms}
+                for target, f in r.items()
             }
-            for o, b in measured
+            for r in measured
         ],
         "median_rps": {
-            "ours": statistics.median([o.rps for o, _ in measured]),
-            "baseline": statistics.median([b.rps for _, b in measured]),
+            target: statistics.median([r[target].rps for r in measured])
+            for target in (FIRST, POLL, BASELINE)
         },
     }
 
