@@ -21,7 +21,7 @@ def test_results_page_counts_a_new_vote_without_reloading(new_visitor, shot):
         "framenavigated", lambda frame: frame == watcher.main_frame and reloads.append(frame.url)
     )
 
-    voter.goto("/")
+    voter.goto("/p/first")
     option = voter.locator("button.option").first
     key = option.get_attribute("value")
     count = watcher.locator(f'li.bar[data-key="{key}"] .count')

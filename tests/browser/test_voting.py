@@ -1,4 +1,5 @@
-"""In Chromium through HAProxy: register, log in, vote, change the vote, and vote by keyboard."""
+"""In Chromium through HAProxy: register, log in, vote, change the vote, and vote by keyboard
+(in the first poll; polls people make: test_polls.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def account_vote_once_counted(page: Page, timeout: float = 5.0) -> str:
 
 def test_register_log_in_vote_and_change_the_vote(new_visitor, shot, username):
     page = new_visitor()
-    page.goto("/")
+    page.goto("/p/first")
     expect(page.locator("h1#question")).not_to_be_empty()
 
     page.get_by_role("link", name="Log in").click()
@@ -66,7 +67,9 @@ def test_register_log_in_vote_and_change_the_vote(new_visitor, shot, username):
     expect(page.locator("dd.username")).to_have_text(username)
     expect(page.get_by_role("link", name=f"Account ({username})")).to_be_visible()
 
-    page.get_by_role("link", name="Vote", exact=True).click()
+    page.get_by_role("link", name="Polls", exact=True).click()
+    expect(page.locator("h1#polls-title")).to_have_text("Open polls")
+    page.goto("/p/first")
     first, second = options(page).nth(0), options(page).nth(1)
     expect(page.locator(".flash")).to_have_count(0)
     expect(first).to_have_attribute("aria-pressed", "false")
@@ -94,7 +97,7 @@ def tab_to(page: Page, target: Locator) -> int:
 
 def test_options_are_reached_with_tab_and_voted_with_enter_or_space(new_visitor, shot):
     page = new_visitor()
-    page.goto("/")
+    page.goto("/p/first")
     first, second = options(page).nth(0), options(page).nth(1)
 
     presses = tab_to(page, first)

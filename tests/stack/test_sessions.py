@@ -39,15 +39,18 @@ def get(session: requests.Session, url: str) -> requests.Response:
     return response
 
 
+FIRST = "/p/first"
+
+
 def poll_options(stack) -> list[str]:
-    return OPTION.findall(requests.get(stack.urls["web"] + "/", timeout=TIMEOUT).text)
+    return OPTION.findall(requests.get(stack.urls["web"] + FIRST, timeout=TIMEOUT).text)
 
 
 def test_an_anonymous_session_made_by_one_vote_instance_works_on_the_other(stack):
     vote1, vote2 = instances(stack, "vote")
     first, second = poll_options(stack)[:2]
     browser = requests.Session()
-    token = csrf_from(get(browser, f"{vote1}/").text)
+    token = csrf_from(get(browser, f"{vote1}{FIRST}").text)
 
     voted = browser.post(
         f"{vote1}/vote",
@@ -56,7 +59,7 @@ def test_an_anonymous_session_made_by_one_vote_instance_works_on_the_other(stack
         allow_redirects=False,
     )
     assert voted.status_code == 303, voted.text
-    page = get(browser, f"{vote2}/").text
+    page = get(browser, f"{vote2}{FIRST}").text
     assert "is in." in page, "vote-2 did not show the flash vote-1 stored in the session"
     assert CHOSEN.findall(page) == [first]
 
@@ -68,7 +71,7 @@ def test_an_anonymous_session_made_by_one_vote_instance_works_on_the_other(stack
         timeout=TIMEOUT,
     )
     assert changed.status_code == 202, changed.text
-    assert CHOSEN.findall(get(browser, f"{vote1}/").text) == [second]
+    assert CHOSEN.findall(get(browser, f"{vote1}{FIRST}").text) == [second]
 
     stranger = requests.post(
         f"{vote2}/api/votes",
@@ -211,7 +214,7 @@ def test_a_vote_through_haproxy_reaches_the_results_within_a_second(stack):
     delays = []
     for form in (True, False):
         voter = requests.Session()
-        token = csrf_from(get(voter, f"{web}/").text)
+        token = csrf_from(get(voter, f"{web}{FIRST}").text)
         before = settled_counts(stack)[option]
         if form:
             response = voter.post(
