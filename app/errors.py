@@ -26,7 +26,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
-    409: "Conflict",
+    409: "Not possible now",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Please check your input",
