@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from ops.wait import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -62,9 +65,22 @@ def shot(request: pytest.FixtureRequest) -> Shot:
     return save
 
 
+@pytest.fixture(scope="session")
+def routed(stack) -> None:
+    """Every app answers through HAProxy: `votectl up` waits for the vote app's route only,
+    and HAProxy takes the others into rotation after two passed checks (up to 4 s)."""
+    for path in ("/login", "/result"):
+        wait_for(
+            lambda path=path: requests.get(stack.urls["web"] + path, timeout=5).ok,
+            f"{path} through HAProxy",
+            30,
+            0.5,
+        )
+
+
 @pytest.fixture
 def new_visitor(
-    browser: Browser, stack, shot: Shot, request: pytest.FixtureRequest
+    browser: Browser, stack, routed: None, shot: Shot, request: pytest.FixtureRequest
 ) -> Iterator[Callable[[], Page]]:
     """Pages for independent visitors (own cookies) of the stack's web front, closed after.
 

@@ -48,7 +48,7 @@ def test_make_share_vote_watch_close_and_refuse(new_visitor, shot, username):
     expect(count).to_have_text("1", timeout=LIVE_WITHIN_MS)
     shot(watcher, "counted")
 
-    owner.get_by_role("link", name="My polls").click()
+    owner.get_by_role("navigation", name="Main").get_by_role("link", name="My polls").click()
     owner.get_by_role("button", name="Close “Which season?”").click()
     expect(owner.locator(".flash-success")).to_contain_text("it no longer takes votes")
     expect(watcher.locator(".state-closed")).to_be_visible(timeout=LIVE_WITHIN_MS)

@@ -7,8 +7,10 @@ import secrets
 import time
 
 import pytest
+import requests
 
 from ops.voter import Voter
+from ops.wait import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -32,6 +34,8 @@ def counted(voter: Voter, poll_id: str, option: str, timeout: float = 10.0) -> i
 
 def test_a_poll_made_voted_in_closed_and_deleted_through_haproxy(stack):
     web = stack.urls["web"]
+    # HAProxy puts the login instances in rotation after two passed checks (up to 4 s).
+    wait_for(lambda: requests.get(f"{web}/register", timeout=5).ok, "the login app", 30, 0.5)
     owner = Voter(web)
     owner.register(f"p{secrets.token_hex(6)}", PASSWORD)
     poll = owner.create_poll("Through HAProxy?", ["Yes", "No"])
