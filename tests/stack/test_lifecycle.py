@@ -11,11 +11,13 @@ import pytest
 
 from ops.local.layout import PATRONI_MEMBERS, Layout
 from ops.local.supervisor import Supervisor
-from tests.conftest import VOTECTL, make_state_dir
+from tests.conftest import STACK_BASE_PORT, VOTECTL, make_state_dir
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-BASE_PORT = 22000
+# Beside the session's stack (which takes STACK_BASE_PORT .. +1000), never on it: a suite run
+# with VOTE_TEST_BASE_PORT=22000 used to collide with a fixed 22000 here.
+BASE_PORT = STACK_BASE_PORT + 1000
 
 
 def run(layout: Layout, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
