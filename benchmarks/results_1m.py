@@ -307,7 +307,7 @@ def main(
         wait_for_replicas(f"{web}/api/polls/{ids[-1]}/results", votes // polls)
         wait_for_replicas(poll_url, votes // polls)
         click.echo(f"  stored {votes:,} votes over {polls:,} polls in {stored:.1f} s")
-        label = f"GET /api/polls/<id>/results, {votes:,} votes over {polls:,} polls"
+        label = f"GET /api/polls/<id>/results, {polls:,} polls"
         ours_many, naive_many = phase(rows, label, poll_url, ro, probe, plan)
     finally:
         if not keep:
