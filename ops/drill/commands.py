@@ -71,6 +71,13 @@ def _recorder(path: Path, target: str):
     help="Keep the workers stopped during the load (the worst case for a plain SENTINEL "
     "FAILOVER: nothing reads votes off the doomed master).",
 )
+@click.option(
+    "--polls",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Polls made for the drill (closed at its end); voters vote in them and the first poll.",
+)
 @click.option("--seed", type=int, default=None, help="Seed the voters' choices.")
 @click.option(
     "--record",
@@ -92,6 +99,7 @@ def drill(
     voters: int,
     method: str,
     stop_workers: bool,
+    polls: int,
     seed: int | None,
     record: str | None,
     as_json: bool,
@@ -99,9 +107,10 @@ def drill(
 ) -> None:
     """Kill TARGET under a voter load, restore it, and prove no acknowledged vote was lost.
 
-    Voters vote through HAProxy (POST /api/votes); in the middle TARGET is SIGKILLed (or
-    switched over) and brought back. Once the workers drained the stream, every voter's
-    last acknowledged vote is checked against Postgres and the tallies against the rows.
+    Voters vote through HAProxy (POST /api/polls/<id>/votes) in --polls polls made for the
+    drill and in the first poll; in the middle TARGET is SIGKILLed (or switched over) and
+    brought back. Once the workers drained the stream, every voter's last acknowledged vote
+    in each poll is checked against Postgres, and every poll's tallies against its rows.
     Exits non-zero when a vote was lost or a tally is wrong (with --strict also when voters
     saw failures for a target that must be invisible to them).
     """
@@ -113,6 +122,7 @@ def drill(
         method=method,
         seed=seed,
         stop_workers=stop_workers,
+        polls=polls,
     )
     reports = []
     try:
