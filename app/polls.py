@@ -34,6 +34,7 @@ def poll_document(poll: Poll, now: datetime) -> dict[str, Any]:
         "created_at": iso(poll.created_at),
         "closes_at": iso(poll.closes_at),
         "closed_at": iso(poll.ended_at(now)),
+        "listed": poll.listed,
         "url": page_url(poll.id),
         "results_url": results_url(poll.id),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    true,
 )
 
 metadata = MetaData()
@@ -72,6 +74,8 @@ polls = Table(
     Column("closes_at", DateTime(timezone=True)),
     # Bumped by every change; Redis keeps the highest revision it was given.
     Column("revision", BigInteger, nullable=False, server_default="1"),
+    # On the home page while open (else found only through its unguessable link).
+    Column("listed", Boolean, nullable=False, server_default=true()),
     CheckConstraint("state IN ('open', 'closed')", name="polls_state_known"),
     Index("polls_owner_created", "owner_id", "created_at"),
 )

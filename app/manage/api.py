@@ -16,7 +16,7 @@ from app.polls import page_url, poll_document
 from core.polls import CLOSED, OPEN, InvalidPoll, make_draft
 
 CREATE_EXAMPLE = '{"question": "Tea or coffee?", "options": ["Tea", "Coffee"]}'
-CREATE_FIELDS = frozenset({"question", "options", "closes_at"})
+CREATE_FIELDS = frozenset({"question", "options", "closes_at", "listed"})
 LOG_IN = "Please log in to manage polls."
 
 
@@ -48,7 +48,11 @@ def api_create():
     now = datetime.now(UTC)
     try:
         draft = make_draft(
-            data.get("question"), data.get("options"), _closes_at(data.get("closes_at")), now=now
+            data.get("question"),
+            data.get("options"),
+            _closes_at(data.get("closes_at")),
+            now=now,
+            listed=data.get("listed", True),
         )
     except InvalidPoll as exc:
         raise InvalidFields(str(exc), exc.errors) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
@@ -41,6 +41,11 @@ class PollForm(FlaskForm):
         validators=[InputRequired("Write the options, one per line.")],
     )
     closes_in = SelectField("Close automatically", choices=CLOSES_IN, default="")
+    listed = BooleanField(
+        "List it on the home page",
+        default=True,
+        description="Unticked, only people you give its link can find it.",
+    )
 
     def draft(self, now: datetime) -> Draft | None:
         """The valid new poll, or None with each field's errors set."""
@@ -50,7 +55,11 @@ class PollForm(FlaskForm):
         closes_at = now + timedelta(seconds=int(seconds)) if seconds else None
         try:
             return make_draft(
-                self.question.data, self.options.data.splitlines(), closes_at, now=now
+                self.question.data,
+                self.options.data.splitlines(),
+                closes_at,
+                now=now,
+                listed=bool(self.listed.data),
             )
         except InvalidPoll as exc:
             for name, messages in exc.errors.items():

@@ -61,6 +61,8 @@ class Poll:
     closes_at: datetime | None = None
     # Bumped by every change, so an older publication can never overwrite a newer one.
     revision: int = 1
+    # On the home page while open; an unlisted poll is found only through its link.
+    listed: bool = True
 
     def is_open(self, now: datetime) -> bool:
         """Voting is allowed: not closed by its owner, and its closing time (if any) is ahead."""
@@ -93,6 +95,7 @@ class Draft:
     question: str
     options: tuple[PollOption, ...]
     closes_at: datetime | None = None
+    listed: bool = True
 
 
 class InvalidPoll(ValueError):
@@ -198,7 +201,9 @@ def _closes_at(raw: object, now: datetime, errors: dict[str, list[str]]) -> date
     return raw
 
 
-def make_draft(question: object, labels: object, closes_at: object, *, now: datetime) -> Draft:
+def make_draft(
+    question: object, labels: object, closes_at: object, *, now: datetime, listed: object = True
+) -> Draft:
     """Check a new poll against every rule; the Draft, or InvalidPoll naming each problem.
 
     The form, the JSON API and the tests all come through here: the rules live only here.
@@ -207,10 +212,12 @@ def make_draft(question: object, labels: object, closes_at: object, *, now: date
     clean_question = _question(question, errors)
     clean_labels = _labels(labels, errors)
     when = _closes_at(closes_at, now, errors)
+    if not isinstance(listed, bool):
+        errors["listed"] = ["Say true or false: list the poll on the home page or not."]
     if errors:
         raise InvalidPoll(errors)
     options = tuple(
         PollOption(key, label)
         for key, label in zip(keys_for_labels(clean_labels), clean_labels, strict=True)
     )
-    return Draft(clean_question, options, when)
+    return Draft(clean_question, options, when, bool(listed))

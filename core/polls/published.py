@@ -5,9 +5,10 @@ vote app never needs Postgres. Every key is here (ACL pattern `~polls:*`):
 
 - `polls:def:<id>` (hash): one poll. `revision`, `state` (open, closed or deleted),
   `question`, `owner` (account id or empty), `created_ms`, `closes_ms`, `closed_ms` (epoch ms
-  or empty), `options` (JSON `[[key, label], ...]` in order) and `opt:<key>` = label for each
-  option (what the vote script checks).
-- `polls:open` (sorted set): the ids of open polls scored by creation time (ms); the home page.
+  or empty), `listed` (1 or 0), `options` (JSON `[[key, label], ...]` in order) and
+  `opt:<key>` = label for each option (what the vote script checks).
+- `polls:open` (sorted set): the ids of open, listed polls scored by creation time (ms); the
+  home page.
 
 A deleted poll leaves a tombstone (`state` deleted, for a day) so that a late publication of
 its older self cannot bring it back. Writes are scripts (atomic, safe to repeat) run with WAIT
@@ -32,7 +33,16 @@ DELETED = "deleted"
 # A tombstone outlives any publication still in flight (a sweep takes seconds).
 TOMBSTONE_TTL_S = 86_400
 
-_FIELDS = ("revision", "state", "question", "owner", "created_ms", "closes_ms", "closed_ms")
+_FIELDS = (
+    "revision",
+    "state",
+    "question",
+    "owner",
+    "created_ms",
+    "closes_ms",
+    "closed_ms",
+    "listed",
+)
 
 # KEYS: the definition, the open index. ARGV: revision, force (1/0), id, index score ('' when
 # not open), then the definition's field/value pairs.
@@ -61,15 +71,16 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """)
 
-# Take ids off the open index unless their definition says open and not yet past its closing
-# time (on Redis' clock). KEYS: the open index, then each id's definition. ARGV: the ids.
+# Take ids off the open index unless their definition says open, listed and not yet past its
+# closing time (on Redis' clock). KEYS: the open index, then each id's definition. ARGV: ids.
 PRUNE = LuaScript("""
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local removed = 0
 for i, poll_id in ipairs(ARGV) do
-  local def = redis.call('HMGET', KEYS[i + 1], 'state', 'closes_ms')
-  if def[1] ~= 'open' or (def[2] and def[2] ~= '' and now_ms >= tonumber(def[2])) then
+  local def = redis.call('HMGET', KEYS[i + 1], 'state', 'closes_ms', 'listed')
+  local expired = def[2] and def[2] ~= '' and now_ms >= tonumber(def[2])
+  if def[1] ~= 'open' or expired or def[3] == '0' then
     removed = removed + redis.call('ZREM', KEYS[1], poll_id)
   end
 end
@@ -125,6 +136,7 @@ def fields_of(poll: Poll) -> dict[str, str]:
         "created_ms": _ms(poll.created_at),
         "closes_ms": _ms(poll.closes_at),
         "closed_ms": _ms(poll.closed_at),
+        "listed": "1" if poll.listed else "0",
         "options": json.dumps([[o.key, o.label] for o in poll.options], ensure_ascii=False),
     }
     fields.update({f"opt:{o.key}": o.label for o in poll.options})
@@ -133,7 +145,7 @@ def fields_of(poll: Poll) -> dict[str, str]:
 
 def poll_from(poll_id: str, values: Sequence[bytes | str | None]) -> Poll | None:
     """The Poll behind HMGET of _FIELDS + options, or None if absent or deleted."""
-    revision, state, question, owner, created, closes, closed, options = map(_text, values)
+    revision, state, question, owner, created, closes, closed, listed, options = map(_text, values)
     if state not in ("open", "closed"):
         return None
     return Poll(
@@ -146,12 +158,13 @@ def poll_from(poll_id: str, values: Sequence[bytes | str | None]) -> Poll | None
         closed_at=_time(closed),
         closes_at=_time(closes),
         revision=int(revision or 0),
+        listed=listed != "0",
     )
 
 
 def publish_call(poll: Poll, *, force: bool = False) -> Call:
-    """The PUBLISH script call for `poll` (listed on the index while it is open)."""
-    score = _ms(poll.created_at) if poll.state == OPEN else ""
+    """The PUBLISH script call for `poll` (on the home page's index while open and listed)."""
+    score = _ms(poll.created_at) if poll.state == OPEN and poll.listed else ""
     args = [str(poll.revision), "1" if force else "0", poll.id, score]
     for name, value in fields_of(poll).items():
         args += [name, value]

@@ -41,6 +41,7 @@ def poll_from_row(row: Row, options: Iterable[PollOption]) -> Poll:
         closed_at=row.closed_at,
         closes_at=row.closes_at,
         revision=row.revision,
+        listed=row.listed,
     )
 
 
@@ -99,6 +100,7 @@ def create(engine: Engine, draft: Draft, owner_id: int | None) -> Poll:
                         owner_id=owner_id,
                         state=OPEN,
                         closes_at=draft.closes_at,
+                        listed=draft.listed,
                     )
                     .returning(polls)
                 ).one()
@@ -117,9 +119,7 @@ def create(engine: Engine, draft: Draft, owner_id: int | None) -> Poll:
     raise AssertionError("unreachable")
 
 
-def _owned_row(
-    conn: Connection, poll_id: str, owner_id: int | None, *, for_delete: bool
-) -> Row:
+def _owned_row(conn: Connection, poll_id: str, owner_id: int | None, *, for_delete: bool) -> Row:
     """The poll's row, locked; PollNotFound or NotOwner.
 
     A state change locks it FOR NO KEY UPDATE, which does not wait for the workers (they

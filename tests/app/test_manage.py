@@ -35,9 +35,13 @@ def db(database_url):
     engine.dispose()
 
 
-def create_by_form(client: FlaskClient, question: str, options: str, closes_in: str = ""):
+def create_by_form(
+    client: FlaskClient, question: str, options: str, closes_in: str = "", listed: bool = True
+):
     token = csrf_from_page(client.get("/polls/new").get_data(as_text=True))
     data = {"question": question, "options": options, "closes_in": closes_in, "csrf_token": token}
+    if listed:
+        data["listed"] = "y"  # a ticked checkbox; an unticked one sends nothing
     return client.post("/polls/new", data=data)
 
 
@@ -92,6 +96,29 @@ def test_a_bad_poll_form_is_shown_again_with_what_is_wrong(
         assert conn.execute(text("SELECT count(*) FROM polls")).scalar_one() == 1  # the first
 
 
+def test_an_unlisted_poll_is_not_on_the_home_page_but_its_link_works(make_app, owner, master):
+    by_form = poll_id_of(create_by_form(owner, "Secret question?", "Yes\nNo", listed=False))
+    by_api = create_by_api(
+        owner, {"question": "Also secret?", "options": ["a", "b"], "listed": False}
+    )
+    assert by_api.status_code == 201 and by_api.get_json()["listed"] is False
+    vote = make_app("vote").test_client()
+
+    listed = vote.get("/api/polls").get_json()["polls"]
+
+    assert [p["id"] for p in listed] == ["first"]
+    assert "Secret question?" not in vote.get("/").get_data(as_text=True)
+    assert vote.get(f"/api/polls/{by_form}").get_json()["listed"] is False
+    voted = vote.post(
+        f"/api/polls/{by_form}/votes",
+        json={"option": "yes"},
+        headers={"X-CSRFToken": api_token(vote)},
+    )
+    assert voted.status_code == 202
+    assert "unlisted" in owner.get("/polls/mine").get_data(as_text=True)
+    assert master.zrange(OPEN_INDEX, 0, -1) == [b"first"]
+
+
 def test_making_a_poll_by_api(owner, master):
     response = create_by_api(
         owner,
@@ -133,6 +160,7 @@ def test_making_a_poll_by_api(owner, master):
         ({"question": "Best editor?", "options": [["a"], "b"]}, 400, "nested"),
         ({"question": {"x": 1}, "options": ["a", "b"]}, 400, "nested"),
         ({"question": "Best editor?", "options": ["a", "b"], "owner": 2}, 400, "Unknown field"),
+        ({"question": "Best editor?", "options": ["a", "b"], "listed": "no"}, 422, "true or false"),
         (["Best editor?"], 400, "JSON object"),
         ("Best editor?", 400, "JSON object"),
         (0, 400, "JSON object"),

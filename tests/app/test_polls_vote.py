@@ -100,8 +100,9 @@ def test_the_api_gets_a_poll_and_votes_in_it(client, new_poll, master):
         {"key": "emacs", "label": "Emacs"},
         {"key": "nano", "label": "Nano"},
     ]
-    assert (got["state"], got["url"], got["results_url"]) == (
+    assert (got["state"], got["listed"], got["url"], got["results_url"]) == (
         "open",
+        True,
         f"/p/{poll.id}",
         f"/p/{poll.id}/result",
     )

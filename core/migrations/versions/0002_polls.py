@@ -42,6 +42,7 @@ def _create_tables() -> None:
         sa.Column("closed_at", sa.DateTime(timezone=True)),
         sa.Column("closes_at", sa.DateTime(timezone=True)),
         sa.Column("revision", sa.BigInteger, nullable=False, server_default="1"),
+        sa.Column("listed", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.CheckConstraint("state IN ('open', 'closed')", name="polls_state_known"),
     )
     op.create_index("polls_owner_created", "polls", ["owner_id", "created_at"])
