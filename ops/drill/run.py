@@ -132,7 +132,8 @@ def run_drill(
     middle = options.duration / 2
     load = Load(
         ctx.web_url,
-        poll_options(ctx.web_url),
+        poll_options(ctx.web_url, ctx.deployment.web_verify),
+        verify=ctx.deployment.web_verify,
         rate=options.rate,
         duration=options.duration,
         voters=options.voters,
