@@ -3,7 +3,7 @@ page number of a listing. Bad input ends the request with a clear 4xx (app/error
 
 from __future__ import annotations
 
-from flask import abort, request
+from flask import abort, current_app, request
 
 MAX_PAGE = 1000
 
@@ -16,7 +16,12 @@ def json_object(example: str, *, allowed: frozenset[str] | None = None) -> dict:
     """
     if not request.is_json:
         abort(415, f"Send JSON such as {example} with Content-Type: application/json.")
-    data = request.get_json(silent=True)
+    try:
+        # The app's JSON provider (app/inputs.py) also refuses control characters and deep
+        # nesting: its reason is worth showing.
+        data = current_app.json.loads(request.get_data(cache=True))
+    except ValueError as exc:  # a JSON syntax error, or app.inputs.InputError
+        abort(400, f"The body is not acceptable JSON ({exc}); send an object such as {example}.")
     if not isinstance(data, dict):
         abort(400, f"The body must be a JSON object such as {example}.")
     for key, value in data.items():

@@ -46,8 +46,7 @@ WHERE (tallies.poll_id, tallies.option) = (per_option.poll_id, per_option.option
 # By primary key when the vote API names the voter (it does since 072d1aa), else a scan. The
 # votes go to the first poll (POST /api/votes).
 SEEN_BY_VOTER = (
-    "SELECT vote_id FROM votes"
-    " WHERE poll_id = 'first' AND voter_id = ANY(%s) AND vote_id = ANY(%s)"
+    "SELECT vote_id FROM votes WHERE poll_id = 'first' AND voter_id = ANY(%s) AND vote_id = ANY(%s)"
 )
 SEEN_BY_VOTE_ID = "SELECT vote_id FROM votes WHERE vote_id = ANY(%s)"
 # A vote not visible after this long counts as unseen (and its voter may vote again).

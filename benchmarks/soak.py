@@ -123,6 +123,7 @@ def soak(ctx: StackContext, minutes: float, rate: float, every: float, targets: 
     load = Load(
         ctx.web_url,
         polls,
+        verify=ctx.deployment.web_verify,
         rate=rate,
         duration=minutes * 60,
         voters=max(300, int(rate * 3)),

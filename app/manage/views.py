@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import flash, redirect, render_template
+from flask import flash, redirect, render_template, request
 
 from app.auth import User, current_user
 from app.manage import actions, bp
-from app.manage.forms import PollForm
+from app.manage.forms import OPTIONS_HELP, PollForm
 from app.polls import page_url
 from app.resources import get_resources
-from core.polls import CLOSED, OPEN, store
+from core.polls import CLOSED, MAX_OPTIONS, OPEN, store
 
 MINE = "/polls/mine"
 MAX_LISTED = 200
@@ -29,6 +29,9 @@ def new():
     if user is None:
         return _login_redirect("/polls/new")
     form = PollForm()
+    if request.method == "POST" and request.form.get("more"):
+        form.show_all_options()  # "More options": the same form, with every option field
+        return _new_page(form, 200)
     draft = form.draft(datetime.now(UTC))
     if draft is not None:
         poll, published = actions.create(draft, user)
@@ -37,8 +40,14 @@ def new():
         else:
             flash("Your poll is saved; it takes votes within a minute.", "info")
         return redirect(page_url(poll.id), 303)
-    status = 400 if form.is_submitted() else 200
-    return render_template("polls/new.html", form=form), status
+    return _new_page(form, 400 if form.is_submitted() else 200)
+
+
+def _new_page(form: PollForm, status: int):
+    page = render_template(
+        "polls/new.html", form=form, options_help=OPTIONS_HELP, max_options=MAX_OPTIONS
+    )
+    return page, status
 
 
 @bp.get("/polls/mine")

@@ -42,7 +42,8 @@ def login_missing() -> bool:
 def _unknown_option(poll_id: str, key: object) -> None:
     count_vote("rejected", "unknown_option")
     valid = ", ".join(o.key for o in published_poll(poll_id).options)
-    abort(400, f"Unknown option {key!r}: choose one of {valid}.")
+    shown = key[:40] + "..." if isinstance(key, str) and len(key) > 40 else key
+    abort(400, f"Unknown option {shown!r}: choose one of {valid}.")
 
 
 def cast(poll_id: str, key: object) -> tuple[Vote, Recorded]:

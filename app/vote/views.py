@@ -40,7 +40,9 @@ def poll_page(poll_id: str):
     """The poll, with the voter's current choice highlighted; closed polls say so."""
     poll = published_poll(poll_id)
     user = current_user()
-    choice = current_choice(current_voter(), poll.id, look_up=user is not None)
+    # No voter id is made for a mere visit (it would keep the session for a month).
+    voter = current_voter(create=False)
+    choice = current_choice(voter, poll.id, look_up=user is not None) if voter else None
     now = datetime.now(UTC)
     return render_template(
         "vote/poll.html",

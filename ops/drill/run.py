@@ -136,6 +136,7 @@ def run_drill(
     load = Load(
         ctx.web_url,
         polls,
+        verify=ctx.deployment.web_verify,
         rate=options.rate,
         duration=options.duration,
         voters=options.voters,

@@ -38,8 +38,10 @@ def db(database_url):
 def create_by_form(
     client: FlaskClient, question: str, options: str, closes_in: str = "", listed: bool = True
 ):
+    """The form as a browser sends it: `options` one per line, each in its own field."""
     token = csrf_from_page(client.get("/polls/new").get_data(as_text=True))
-    data = {"question": question, "options": options, "closes_in": closes_in, "csrf_token": token}
+    data = {"question": question, "closes_in": closes_in, "csrf_token": token}
+    data |= {f"options-{n}": label for n, label in enumerate(options.split("\n"))}
     if listed:
         data["listed"] = "y"  # a ticked checkbox; an unticked one sends nothing
     return client.post("/polls/new", data=data)
@@ -55,7 +57,7 @@ def poll_id_of(response) -> str:
 
 
 def test_making_a_poll_by_form_stores_and_publishes_it(owner, master, db):
-    response = create_by_form(owner, "Tea or coffee?", "Tea\r\nCoffee\r\n\r\nWater", "86400")
+    response = create_by_form(owner, "Tea or coffee?", "Tea\nCoffee\n\nWater", "86400")
 
     assert response.status_code == 303
     poll_id = poll_id_of(response)
@@ -78,8 +80,9 @@ def test_making_a_poll_by_form_stores_and_publishes_it(owner, master, db):
         ("Tea or coffee?", "Tea", "", "Give 2 to 20 options (you gave 1)"),
         ("Tea or coffee?", "Tea\nTEA", "", "appears twice"),
         ("Tea or coffee?", "\n".join(f"o{n}" for n in range(21)), "", "(you gave 21)"),
-        ("Tea or coffee?", "Tea\nCof\x00fee", "", "control characters"),
-        ("Tea\x00?", "Tea\nCoffee", "", "control characters"),
+        ("Tea or coffee?", "Tea\nCof\x00fee", "", "control character"),
+        ("Tea\x00?", "Tea\nCoffee", "", "control character"),
+        ("Tea or coffee?", "Tea\nCof\u202efee", "", "control characters"),
         ("x" * 201, "Tea\nCoffee", "", "at most 200"),
         ("", "Tea\nCoffee", "", "Write the question."),
         ("Tea or coffee?", "Tea\nCoffee", "12", "Not a valid choice"),
@@ -144,7 +147,8 @@ def test_making_a_poll_by_api(owner, master):
         ({"question": "Best editor?", "options": ["a", "A"]}, 422, "appears twice"),
         ({"question": "Best editor?", "options": ["a"] * 1}, 422, "you gave 1"),
         ({"question": "Best editor?", "options": "a,b"}, 422, "list of texts"),
-        ({"question": "Best\neditor?", "options": ["a", "b"]}, 422, "control characters"),
+        ({"question": "Best\neditor?", "options": ["a", "b"]}, 400, "control character"),
+        ({"question": "Best\u2028editor?", "options": ["a", "b"]}, 422, "control characters"),
         ({"options": ["a", "b"]}, 422, "as text"),
         (
             {"question": "Best editor?", "options": ["a", "b"], "closes_at": "soon"},
@@ -175,6 +179,21 @@ def test_a_bad_poll_by_api_is_a_clear_4xx_and_makes_nothing(owner, db, body, sta
         assert response.get_json()["fields"]
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM polls")).scalar_one() == 1
+
+
+def test_more_options_shows_every_option_field_and_keeps_what_was_typed(owner):
+    token = csrf_from_page(owner.get("/polls/new").get_data(as_text=True))
+    first = owner.get("/polls/new").get_data(as_text=True)
+    more = owner.post(
+        "/polls/new",
+        data={"question": "Which?", "options-0": "Tea", "more": "1", "csrf_token": token},
+    )
+
+    page = more.get_data(as_text=True)
+    assert first.count('name="options-') == 6 and "More options" in first
+    assert more.status_code == 200 and page.count('name="options-') == 20
+    assert 'value="Which?"' in page and 'value="Tea"' in page
+    assert "More options" not in page and "Please fix" not in page
 
 
 def test_the_api_refuses_what_is_not_json_or_unauthenticated(login_app, owner):

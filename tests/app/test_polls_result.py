@@ -60,7 +60,7 @@ def test_a_closed_polls_results_say_so(client, new_poll, database_url):
     assert '<p class="closed-notice state-closed">Closed: these are the final results.</p>' in page
 
 
-@pytest.mark.parametrize("poll_id", ["nosuchpoll12", "a" * 33, "a.b", "%00"])
+@pytest.mark.parametrize("poll_id", ["nosuchpoll12", "a" * 33, "a.b"])
 def test_an_unknown_poll_has_no_results(client, poll_id):
     assert client.get(f"/api/polls/{poll_id}/results").status_code == 404
     page = client.get(f"/p/{poll_id}/result")

@@ -71,7 +71,9 @@ def routed(stack) -> None:
     and HAProxy takes the others into rotation after two passed checks (up to 4 s)."""
     for path in ("/login", "/result"):
         wait_for(
-            lambda path=path: requests.get(stack.urls["web"] + path, timeout=5).ok,
+            lambda path=path: requests.get(
+                stack.urls["web"] + path, timeout=5, verify=stack.verify
+            ).ok,
             f"{path} through HAProxy",
             30,
             0.5,
@@ -89,7 +91,8 @@ def new_visitor(
     contexts: list[BrowserContext] = []
 
     def make() -> Page:
-        context = browser.new_context(base_url=stack.urls["web"])
+        # Over HTTPS, like every visitor; the stack's certificate is self-signed.
+        context = browser.new_context(base_url=stack.urls["web"], ignore_https_errors=True)
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

@@ -23,10 +23,11 @@ def test_make_share_vote_watch_close_and_refuse(new_visitor, shot, username):
     owner.goto("/")
     owner.get_by_role("link", name="Make a poll").click()
     owner.get_by_label("Question").fill("Which season?")
-    owner.get_by_label("Options").fill("Only one")
+    owner.get_by_label("Option 1", exact=True).fill("Only one")
     owner.get_by_role("button", name="Open the poll").click()
     expect(owner.locator(".errors")).to_contain_text("Give 2 to 20 options (you gave 1)")
-    owner.get_by_label("Options").fill("Spring\nSummer\nAutumn\nWinter")
+    for number, season in enumerate(["Spring", "Summer", "Autumn", "Winter"], 1):
+        owner.get_by_label(f"Option {number}", exact=True).fill(season)
     owner.get_by_role("button", name="Open the poll").click()
     expect(owner.locator(".flash-success")).to_contain_text("Your poll is open")
     link = owner.get_by_label("Share this poll").input_value()

@@ -18,7 +18,7 @@ def app_query(stack, sql: str, *params):
 
 def cast_vote(stack, option: str = "dogs") -> str:
     """Vote through HAProxy as a new voter; return the voter id."""
-    reply = Voter(stack.urls["web"]).vote(option)
+    reply = Voter(stack.urls["web"], verify=stack.verify).vote(option)
     assert reply.status_code == 202, reply.text
     return reply.json()["voter"]
 
@@ -43,7 +43,7 @@ def test_backup_then_restore_brings_the_data_back(stack, tmp_path):
 
     app_query(stack, "DELETE FROM accounts WHERE username = %s", marker)
     app_query(stack, "INSERT INTO accounts (username, password_hash) VALUES ('after-backup', 'x')")
-    owner = Voter(stack.urls["web"])
+    owner = Voter(stack.urls["web"], verify=stack.verify)
     owner.register(f"b{time.time_ns()}", "correct horse battery")
     made_after = owner.create_poll("Made after the backup?", ["Yes", "No"])["id"]
     stack.votectl("restore", backup_dir, "--yes")

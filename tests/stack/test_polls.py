@@ -35,14 +35,19 @@ def counted(voter: Voter, poll_id: str, option: str, timeout: float = 10.0) -> i
 def test_a_poll_made_voted_in_closed_and_deleted_through_haproxy(stack):
     web = stack.urls["web"]
     # HAProxy puts the login instances in rotation after two passed checks (up to 4 s).
-    wait_for(lambda: requests.get(f"{web}/register", timeout=5).ok, "the login app", 30, 0.5)
-    owner = Voter(web)
+    wait_for(
+        lambda: requests.get(f"{web}/register", timeout=5, verify=stack.verify).ok,
+        "the login app",
+        30,
+        0.5,
+    )
+    owner = Voter(web, verify=stack.verify)
     owner.register(f"p{secrets.token_hex(6)}", PASSWORD)
     poll = owner.create_poll("Through HAProxy?", ["Yes", "No"])
     poll_id = poll["id"]
     assert poll["published"] is True
 
-    voter = Voter(web)
+    voter = Voter(web, verify=stack.verify)
     assert poll_id in [p["id"] for p in voter.request("GET", "/api/polls").json()["polls"]]
     assert voter.request("GET", f"/api/polls/{poll_id}").json()["question"] == "Through HAProxy?"
     assert "Through HAProxy?" in voter.request("GET", f"/p/{poll_id}").text
@@ -64,7 +69,7 @@ def test_a_poll_made_voted_in_closed_and_deleted_through_haproxy(stack):
 
 
 def test_the_first_poll_keeps_its_old_urls(stack):
-    voter = Voter(stack.urls["web"])
+    voter = Voter(stack.urls["web"], verify=stack.verify)
     old = voter.request("GET", "/api/results").json()
     new = voter.request("GET", "/api/polls/first/results").json()
     assert old["id"] == new["id"] == "first"
