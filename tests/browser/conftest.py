@@ -71,9 +71,9 @@ def routed(stack) -> None:
     and HAProxy takes the others into rotation after two passed checks (up to 4 s)."""
     for path in ("/login", "/result"):
         wait_for(
-            lambda path=path: requests.get(
-                stack.urls["web"] + path, timeout=5, verify=stack.verify
-            ).ok,
+            lambda path=path: (
+                requests.get(stack.urls["web"] + path, timeout=5, verify=stack.verify).ok
+            ),
             f"{path} through HAProxy",
             30,
             0.5,
