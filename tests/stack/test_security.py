@@ -125,7 +125,7 @@ def test_http_redirects_to_https_and_https_sets_hsts_and_secure_cookies(stack):
     assert plain.headers["Location"] == f"{stack.urls['web']}/result?x=1"
 
     voter = Voter(stack.urls["web"], verify=stack.verify)
-    page = voter.request("GET", "/")
+    page = voter.request("GET", "/p/first")  # a page with a form: it opens a session
     assert page.headers["Strict-Transport-Security"].startswith("max-age=")
     assert "Server" not in page.headers
     cookie = page.headers["Set-Cookie"]
@@ -197,8 +197,17 @@ REDIS_DENIED = {
         ("XREADGROUP", "GROUP", "workers", "x", "STREAMS", "votes", ">"),
         ("ACL", "LIST"),
         ("CLIENT", "KILL", "TYPE", "normal"),
+        # Poll definitions are the login app's and the workers': the vote app only reads them.
+        ("HSET", "polls:def:first", "state", "open"),
+        ("DEL", "polls:def:first"),
+        ("ZADD", "polls:open", "1", "x"),
     ],
-    "result": [("XADD", "votes", "*", "a", "b"), ("FLUSHDB",), ("SET", "LIMITS:x", "1")],
+    "result": [
+        ("XADD", "votes", "*", "a", "b"),
+        ("FLUSHDB",),
+        ("SET", "LIMITS:x", "1"),
+        ("HMGET", "polls:def:first", "state"),
+    ],
     "login": [("XADD", "votes", "*", "a", "b"), ("FLUSHALL",), ("CONFIG", "GET", "*")],
     "worker": [
         ("GET", "session:x"),
@@ -206,6 +215,8 @@ REDIS_DENIED = {
         ("FLUSHALL",),
         ("CONFIG", "GET", "requirepass"),
         ("DEL", "votes"),
+        ("HSET", "votes", "a", "b"),
+        ("DEL", "session:x"),
     ],
     "exporter": [
         ("GET", "session:x"),
@@ -382,7 +393,8 @@ def test_sessions_are_made_only_when_needed_and_anonymous_ones_are_short(stack):
     admin = stack.deployment.redis()
     visitor = Voter(stack.urls["web"], verify=stack.verify)
     assert "Set-Cookie" not in visitor.request("GET", "/result").headers
-    visitor.open_page("/")
+    assert "Set-Cookie" not in visitor.request("GET", "/").headers  # the list of polls
+    visitor.open_page("/p/first")
     anonymous_ttl = admin.ttl(f"session:{visitor.session_id}")
     assert 0 < anonymous_ttl <= 3600
     assert visitor.vote("cats").status_code == 202
