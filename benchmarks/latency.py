@@ -29,7 +29,7 @@ import time
 import click
 import requests
 from sqlalchemy import Engine, text
-from stackenv import load_config, stack_options, web_url
+from stackenv import load_config, stack_options, web_url, web_verify
 
 from core.db import make_engine
 from ops.figures import percentile
@@ -204,7 +204,7 @@ def run_phase(
     return phase
 
 
-def make_voters(base: str, count: int, parallel: int = 8) -> list[Voter]:
+def make_voters(base: str, count: int, verify: bool | str = True, parallel: int = 8) -> list[Voter]:
     """`count` fresh sessions, each with its CSRF token."""
     voters: list[Voter] = []
     lock = threading.Lock()
@@ -213,7 +213,7 @@ def make_voters(base: str, count: int, parallel: int = 8) -> list[Voter]:
     def make() -> None:
         http = shared_http()
         while next(counter) < count:
-            voter = Voter(base, http)
+            voter = Voter(base, http, verify=verify)
             try:
                 voter.fetch_token()
             except (requests.RequestException, ValueError, KeyError) as exc:
@@ -297,12 +297,13 @@ def main(
     poll_url = config.database_ro_url if via == "ro" else config.database_url
     engine = make_engine(poll_url, pool_size=1)
     rw = make_engine(config.database_url, pool_size=1)
-    options = poll_options(base)
+    verify = web_verify(layout)
+    options = poll_options(base, verify)
     click.echo(f"vote-to-result latency: POST {base}/api/votes (202) until the row")
     click.echo(f"  is visible through {engine.url.render_as_string(hide_password=True)}")
     click.echo(f"  polled every {poll_ms:g} ms (so figures are upper bounds within that)")
     started = time.perf_counter()
-    people = make_voters(base, voters)
+    people = make_voters(base, voters, verify)
     click.echo(f"  {voters:,} sessions made in {time.perf_counter() - started:.1f} s")
     idle: queue.SimpleQueue = queue.SimpleQueue()
     for voter in people:

@@ -27,6 +27,7 @@ import http.client
 import json
 import re
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -34,7 +35,14 @@ from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import Engine, text
-from stackenv import BENCH_QUESTION, forget_bench_polls, load_config, stack_options, web_url
+from stackenv import (
+    BENCH_QUESTION,
+    forget_bench_polls,
+    load_config,
+    stack_options,
+    web_url,
+    web_verify,
+)
 
 from core.db import make_engine
 from core.polls import FIRST_POLL_ID
@@ -146,10 +154,26 @@ def in_threads(work, connections: int, seconds: float) -> tuple[list[float], flo
     return times, time.perf_counter() - started
 
 
+# What HTTPS connections trust (stackenv.web_verify), set once by main().
+TRUST: dict[str, bool | str] = {"verify": True}
+
+
+def connect(url: str) -> http.client.HTTPConnection:
+    """A keep-alive connection to `url`'s host, over TLS for https."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        cafile = TRUST["verify"] if isinstance(TRUST["verify"], str) else None
+        context = ssl.create_default_context(cafile=cafile)
+        return http.client.HTTPSConnection(
+            parts.hostname, parts.port or 443, timeout=10, context=context
+        )
+    return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
+
+
 def get_loop(url: str, stop_at: float, limit: int) -> list[float]:
     """GET `url` on one keep-alive connection until `stop_at` or `limit` requests."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
+    conn = connect(url)
     times: list[float] = []
     try:
         while len(times) < limit and (started := time.perf_counter()) < stop_at:
@@ -200,7 +224,7 @@ def measure_naive(
 
 def results_total(url: str) -> int:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
+    conn = connect(url)
     try:
         conn.request("GET", parts.path)
         resp = conn.getresponse()
@@ -281,6 +305,7 @@ def main(
         raise click.UsageError("--votes, --polls, --seconds, --connections and --runs >= 1")
     config, layout = load_config(state_dir, base_port)
     web = web_url(url, layout)
+    TRUST["verify"] = web_verify(layout)
     first_url = web + "/api/results"
     rw = make_engine(config.database_url, pool_size=1)
     ro = make_engine(config.database_ro_url, pool_size=connections)
@@ -294,7 +319,7 @@ def main(
         ours_empty = measure_endpoint(first_url, seconds, connections, runs * 10)
         rows.append((f"GET /api/results, {before:,} votes in the poll", ours_empty))
 
-        stored = store(rw, votes, [FIRST_POLL_ID], poll_options(web))
+        stored = store(rw, votes, [FIRST_POLL_ID], poll_options(web, TRUST["verify"]))
         wait_for_replicas(first_url, before + votes)
         click.echo(f"  stored {votes:,} votes in the first poll in {stored:.1f} s")
         ours_one, naive_one = phase(rows, "GET /api/results", first_url, ro, FIRST_POLL_ID, plan)

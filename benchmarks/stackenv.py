@@ -22,6 +22,7 @@ from core.config import Config, ConfigError  # noqa: E402
 from core.polls import Poll, make_draft, store  # noqa: E402
 from core.polls.published import publish, unpublish  # noqa: E402
 from core.replicated import WaitPolicy  # noqa: E402
+from ops import secrets  # noqa: E402
 from ops.deployment import local_stack_settings  # noqa: E402
 from ops.local.deployment import app_env  # noqa: E402
 from ops.local.layout import Layout, LayoutError  # noqa: E402
@@ -65,6 +66,15 @@ def web_url(url: str | None, layout: Layout | None) -> str:
         return url.rstrip("/")
     layout = layout or Layout(*local_stack_settings())
     return layout.urls()["web"].rstrip("/")
+
+
+def web_verify(layout: Layout | None) -> bool | str:
+    """What HTTPS clients trust for the web front: the local stack's own (self-signed)
+    certificate when there is one, else the system's CAs. Pass it on every request: requests
+    lets REQUESTS_CA_BUNDLE override a session's own `verify`."""
+    layout = layout or Layout(*local_stack_settings())
+    cert = layout.secrets_dir / secrets.TLS_CERT
+    return str(cert) if cert.exists() else True
 
 
 def _component(proc: psutil.Process) -> str:

@@ -43,7 +43,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import create_engine, text
-from stackenv import forget_bench_polls, make_bench_polls
+from stackenv import forget_bench_polls, make_bench_polls, web_verify
 
 from app.sessions import COOKIE_NAME, KEY_PREFIX
 from core.config import Config
@@ -163,9 +163,12 @@ class Stack:
     """The stack under test: its web URL, vote instances and the apps' environment."""
 
     web: str
-    vote_instances: list[str]
-    env: dict[str, str]
+    # Where each vote instance serves its metrics (a port of its own).
+    vote_metrics: list[str]
+    config: Config
     redis_master: tuple[str, int]
+    # What HTTPS requests to `web` trust.
+    verify: bool | str
 
 
 def votectl(layout: Layout, *args: str) -> str:
@@ -179,22 +182,24 @@ def votectl(layout: Layout, *args: str) -> str:
 
 def read_stack(layout: Layout, url: str | None) -> Stack:
     """The stack's environment (as `votectl env` prints it) and its Redis master."""
-    env = app_env(layout)
+    config = Config.from_env(app_env(layout))
     master = json.loads(votectl(layout, "status", "--json"))["redis"]["master"]
     if not master:
         raise click.ClickException("the stack has no Redis master: is it up? (votectl status)")
     host, port = master.rsplit(":", 1)
-    vote_instances = [
-        f"http://{HOST}:{layout.app_port('vote', i)}" for i in range(1, APP_INSTANCES + 1)
+    vote_metrics = [
+        f"http://{HOST}:{layout.app_metrics_port(program)}"
+        for program, name, _ in layout.app_instances
+        if name == "vote"
     ]
     web = (url or layout.urls()["web"]).rstrip("/")
-    return Stack(web, vote_instances, env, (host, int(port)))
+    return Stack(web, vote_metrics, config, (host, int(port)), web_verify(layout))
 
 
-def make_voter(web: str) -> tuple[str, str]:
+def make_voter(web: str, verify: bool | str) -> tuple[str, str]:
     """A new anonymous voter: (session cookie, CSRF token), from the first poll's page like a
     browser (the same session votes in every poll)."""
-    voter = Voter(web)
+    voter = Voter(web, verify=verify)
     try:
         voter.open_page("/p/first")
     except (requests.RequestException, VoterError) as exc:
@@ -212,14 +217,21 @@ def vote_path(endpoint: str, poll: str | None) -> str:
 
 
 def our_entries(
-    voters: list[tuple[str, str]], options: list[str], endpoint: str, poll: str | None = None
+    web: str,
+    voters: list[tuple[str, str]],
+    options: list[str],
+    endpoint: str,
+    poll: str | None = None,
 ) -> list[Entry]:
-    """Every voter votes for the first option, then every voter for the second, and so on."""
+    """Every voter votes for the first option, then every voter for the second, and so on.
+
+    Like a browser, each request names the page it comes from: over HTTPS the apps' CSRF
+    check wants a Referer from their own site."""
     entries = []
     path = vote_path(endpoint, poll)
     for option in options:
         for cookie, token in voters:
-            headers = {"Cookie": f"{COOKIE_NAME}={cookie}"}
+            headers = {"Cookie": f"{COOKIE_NAME}={cookie}", "Referer": f"{web}/"}
             if endpoint == "api":
                 headers |= {"Content-Type": "application/json", "X-CSRFToken": token}
                 entries.append(Entry(path, f'{{"option":"{option}"}}', headers))
@@ -331,7 +343,8 @@ def baseline_server(stack: Stack, port: int, workers: int, log: Path) -> Iterato
         **os.environ,
         "REDIS_HOST": stack.redis_master[0],
         "REDIS_PORT": str(stack.redis_master[1]),
-        "REDIS_PASSWORD": stack.env["REDIS_PASSWORD"],
+        "REDIS_USERNAME": stack.config.redis_username or "",
+        "REDIS_PASSWORD": stack.config.redis_password or "",
         "VOTES_KEY": BASELINE_KEY,
     }
     cmd = [str(BIN / "gunicorn"), "--chdir", str(BASELINE_DIR), "app:app"]
@@ -401,7 +414,7 @@ def forget(stack: Stack, client: Redis, cookies: list[str]) -> str:
         wait_for(lambda: drained(client), "the workers to drain the stream", 120, 0.5)
     except WaitTimeout:
         return "the stream was not drained within 120 s: the benchmark's votes were kept"
-    engine = create_engine(stack.env["DATABASE_URL"])
+    engine = create_engine(stack.config.database_url)
     try:
         with engine.begin() as conn:
             conn.execute(FORGET_VOTERS, {"voters": voters})
@@ -530,9 +543,9 @@ def main(
         base_port if base_port is not None else default_port,
     )
     stack = read_stack(layout, url)
-    client = master_client(Config.from_env(stack.env))
-    options = first_poll_options(stack.web)[:2]
-    engine = create_engine(stack.env["DATABASE_URL"])
+    client = master_client(stack.config)
+    options = first_poll_options(stack.web, stack.verify)[:2]
+    engine = create_engine(stack.config.database_url)
     try:
         forget_bench_polls(engine, BENCH_NAME, client)  # a run that was interrupted
         [poll] = make_bench_polls(engine, BENCH_NAME, 1, ["Yes", "No"], client)
@@ -554,15 +567,15 @@ def main(
     if not url:
         ports = [layout.app_port("vote", i) for i in range(1, APP_INSTANCES + 1)]
         ours_probes["web_cpu_s"] = cpu_seconds(ports)
-        ours_probes["accepted"] = lambda: accepted_votes(stack.vote_instances)
+        ours_probes["accepted"] = lambda: accepted_votes(stack.vote_metrics)
     made: list[tuple[str, str]] = []
     try:
         with ThreadPoolExecutor(8) as pool:
-            made += pool.map(lambda _: make_voter(stack.web), range(voters))
+            made += pool.map(lambda _: make_voter(stack.web, stack.verify), range(voters))
         log(f"made {len(made)} voters")
         entries = {
-            FIRST: our_entries(made, options, endpoint),
-            POLL: our_entries(made, [o.key for o in poll.options], endpoint, poll.id),
+            FIRST: our_entries(stack.web, made, options, endpoint),
+            POLL: our_entries(stack.web, made, [o.key for o in poll.options], endpoint, poll.id),
         }
         measured = run_rounds(stack, entries, settings, rounds, ours_probes)
     finally:

@@ -3,7 +3,7 @@
 Kept as the original does it: a `voter_id` cookie the client may set, a new Redis client per
 request (kept on `g`, so every POST opens, authenticates and closes a connection), RPUSH of
 a JSON vote to a list, and the page rendered again on every GET and POST. Only the Redis
-address, its password and the list's name come from the environment, so the benchmark can
+address, its user and password and the list's name come from the environment, so the benchmark can
 point it at the HA stack's Redis master without touching the stack's own `votes` stream.
 
     REDIS_HOST=127.0.0.1 REDIS_PORT=17102 REDIS_PASSWORD=... VOTES_KEY=bench:baseline:votes \
@@ -31,6 +31,8 @@ def get_redis() -> Redis:
         g.redis = Redis(
             host=os.getenv("REDIS_HOST", "redis"),
             port=int(os.getenv("REDIS_PORT", "6379")),
+            # An ACL user where the default user is off (the HA stack's Redis).
+            username=os.getenv("REDIS_USERNAME") or None,
             password=os.getenv("REDIS_PASSWORD") or None,
             db=0,
             socket_timeout=5,
