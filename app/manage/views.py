@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from flask import flash, redirect, render_template, request
 
-from app.auth import User, current_user
+from app.auth import current_user
 from app.manage import actions, bp
 from app.manage.forms import OPTIONS_HELP, PollForm
 from app.polls import page_url
@@ -99,7 +99,7 @@ def confirm_delete(poll_id: str):
 @bp.post("/polls/<poll_id>/delete")
 def delete(poll_id: str):
     """Delete the poll and its votes."""
-    user: User | None = current_user()
+    user = current_user()
     if user is None:
         return _login_redirect(MINE)
     actions.delete(poll_id, user)
