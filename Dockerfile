@@ -41,6 +41,7 @@ RUN apt-get update \
     && install -d -o vote -g vote /tmp/prometheus \
     && install -d -o vote -g vote -m 0750 /run/secrets
 COPY --from=build /opt/venv /opt/venv
+COPY docker/secrets-init.sh /usr/local/bin/secrets-init.sh
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

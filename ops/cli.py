@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from core.config import ConfigError
+from core.config import ConfigError, environment
 from ops import backup as backup_mod
 from ops import status as status_mod
 from ops.deployment import Deployment, local_stack_settings, remote_from_env
@@ -265,7 +265,7 @@ def db_init(ctx: click.Context) -> None:
     from core.migrate import upgrade
     from ops.db import ensure_role_and_database
 
-    env = os.environ
+    env = environment()  # NAME_FILE too: compose and Swarm give passwords as files
     try:
         if env.get("PG_SUPERUSER_URL"):
             password = env.get("APP_DB_PASSWORD")
