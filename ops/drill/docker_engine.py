@@ -102,9 +102,10 @@ class Engine:
         """Cut the container off `network` (a partition: it keeps running)."""
         self.run("network", "disconnect", network, name)
 
-    def connect(self, network: str, name: str, aliases: list[str]) -> None:
-        """Join `network` again under its DNS names (a new address, possibly)."""
-        self.run("network", "connect", *(f"--alias={a}" for a in aliases), network, name)
+    def connect(self, network: str, name: str, aliases: list[str], ip: str | None = None) -> None:
+        """Join `network` again under its DNS names (and address, if given)."""
+        options = [f"--alias={a}" for a in aliases] + ([f"--ip={ip}"] if ip else [])
+        self.run("network", "connect", *options, network, name)
 
     def exec(self, name: str, *command: str, timeout: float = 10) -> str:
         return self.run("exec", name, *command, timeout=timeout)

@@ -11,10 +11,12 @@ under its DNS name. What the isolated member did meanwhile is watched from insid
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 
 from ops.drill.compose_view import SENTINELS, ComposeView
+from ops.drill.docker_engine import DockerError
 from ops.drill.faults import Fault
 from ops.wait import wait_for
 
@@ -82,46 +84,64 @@ def kill_patroni_leader(view: ComposeView) -> Fault:
 
 
 class _Cut:
-    """One container off the network for `seconds`, with a log of what it did meanwhile."""
+    """One container off the network for `seconds`, with a log of what it did meanwhile:
+    `sample` is called about every 0.5 s from the cut on, and each state kept once, as
+    [first seen, last seen (s after the cut), state]."""
 
-    def __init__(self, view: ComposeView, service: str, seconds: float) -> None:
+    def __init__(
+        self,
+        view: ComposeView,
+        service: str,
+        seconds: float,
+        sample: Callable[[_Cut], str | None] = lambda _cut: None,
+    ) -> None:
         self.view, self.service, self.seconds = view, service, seconds
         self.container = view.container(service)
+        self.sample = sample
         self.at = 0.0
+        self.ip: str | None = None
+        self.log: list[list] = []
+        self._watcher = threading.Thread(target=self._watch, name="cut-watch", daemon=True)
 
     def start(self) -> None:
+        # Its configured address, if any: it comes back on the same one.
+        (info,) = self.view.engine.inspect(self.container)
+        config = info["NetworkSettings"]["Networks"][self.view.network].get("IPAMConfig") or {}
+        self.ip = config.get("IPv4Address") or None
         self.view.engine.disconnect(self.view.network, self.container)
         self.at = time.monotonic()
+        self._watcher.start()
 
-    def watch_until_over(self, sample: Callable[[], str | None], log: list) -> None:
-        """Sample the isolated side about every 0.5 s until the cut is over."""
+    def _watch(self) -> None:
         while time.monotonic() < self.at + self.seconds:
-            log.append([round(time.monotonic() - self.at, 1), sample()])
+            now, state = round(time.monotonic() - self.at, 1), self.sample(self)
+            if self.log and self.log[-1][2] == state:
+                self.log[-1][1] = now
+            else:
+                self.log.append([now, now, state])
             time.sleep(max(0.0, min(0.5, self.at + self.seconds - time.monotonic())))
 
     def end(self) -> None:
-        self.view.engine.connect(self.view.network, self.container, [self.service])
+        """Wait for the end of the cut, then reconnect."""
+        self._watcher.join(timeout=self.seconds + 30)
+        self.view.engine.connect(self.view.network, self.container, [self.service], self.ip)
 
     def exec(self, *command: str) -> str | None:
         try:
             return self.view.engine.exec(self.container, *command, timeout=5).strip()
-        except Exception as exc:  # a sample that failed is itself an observation
-            return f"error: {type(exc).__name__}"
+        except DockerError as exc:  # a sample that failed is itself an observation
+            return f"error: {str(exc)[:80]}"
 
 
-def _partition(
-    target: str, cut: _Cut, failover: Callable[[], None], sample: Callable[[], str | None]
-) -> Fault:
+def _partition(target: str, cut: _Cut, failover: Callable[[], None]) -> Fault:
     fault = _fault(target, cut.service, cut.start, lambda: 0.0)
-    log: list = []
 
     def recover() -> float:
         failover()
         back = time.monotonic()
         fault.observed["failover_after_s"] = round(back - cut.at, 1)
-        cut.watch_until_over(sample, log)
         cut.end()
-        fault.observed["isolated_side"] = log
+        fault.observed["isolated_side"] = cut.log
         return back
 
     fault.recover = recover
@@ -131,42 +151,37 @@ def _partition(
 def partition_redis_master(view: ComposeView, cut_s: float = DEFAULT_CUT_S) -> Fault:
     """Cut the Redis master off; the majority fails over; it rejoins as a replica."""
     victim = view.redis_master()
-    cut = _Cut(view, victim, cut_s)
-
-    def sample() -> str | None:
-        # Nothing may be added to its stream while it is cut off.
-        return cut.exec("sh", "-c", REDIS_SAMPLE)
+    # Nothing may be added to its stream while it is cut off.
+    cut = _Cut(view, victim, cut_s, lambda c: c.exec("sh", "-c", REDIS_SAMPLE))
 
     def failover() -> None:
         wait_for(lambda: _other_master(view, victim), "the Sentinels to promote a replica", 60)
 
-    return _partition("partition-redis-master", cut, failover, sample)
+    return _partition("partition-redis-master", cut, failover)
 
 
 def partition_patroni_leader(view: ComposeView, cut_s: float = DEFAULT_CUT_S) -> Fault:
     """Cut the Patroni leader off etcd and the replicas: it must demote itself before
     another member is promoted."""
     victim = view.patroni_role("leader") or "?"
-    cut = _Cut(view, victim, cut_s)
+    cut = _Cut(view, victim, cut_s, lambda c: c.exec("python3", "-c", PATRONI_ROLE))
 
     def failover() -> None:
         wait_for(lambda: _other_leader(view, victim), "Patroni to elect a new leader", 90)
 
-    return _partition(
-        "partition-patroni-leader", cut, failover, lambda: cut.exec("python3", "-c", PATRONI_ROLE)
-    )
+    return _partition("partition-patroni-leader", cut, failover)
 
 
 def partition_sentinel(view: ComposeView, cut_s: float = DEFAULT_CUT_S) -> Fault:
     """Cut one Sentinel off: nothing fails over, it rejoins."""
     cut = _Cut(view, SENTINELS[0], cut_s)
-    return _partition("partition-sentinel", cut, lambda: None, lambda: None)
+    return _partition("partition-sentinel", cut, lambda: None)
 
 
 def partition_app(view: ComposeView, cut_s: float = DEFAULT_CUT_S) -> Fault:
     """Cut one vote instance off: HAProxy takes it out, then back in."""
     cut = _Cut(view, "vote1", cut_s)
-    return _partition("partition-app-instance", cut, lambda: None, lambda: None)
+    return _partition("partition-app-instance", cut, lambda: None)
 
 
 def observed(fault: Fault) -> dict:
