@@ -1,0 +1,102 @@
+"""docker compose on a real engine: up from nothing, reachable, one session everywhere, restarts."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+
+from ops.drill.compose_view import APPS, SENTINELS
+from ops.voter import Voter, csrf_from_page, poll_options
+from ops.wait import wait_for
+
+TIMEOUT = 10
+
+
+def test_the_project_comes_up_whole_from_nothing(compose, figures):
+    # The fixture started it from no containers and no volumes and waited for wholeness.
+    assert compose.whole_problems() == []
+    assert figures["compose_cold_start_to_whole_s"] < 300
+
+
+def test_pages_and_the_stats_page_answer_on_the_published_ports(compose):
+    for path in ("/", "/result", "/login", "/register"):
+        assert requests.get(compose.web + path, timeout=TIMEOUT).status_code == 200, path
+    stats = f"http://127.0.0.1:{compose.published.stats}/"
+    assert requests.get(stats, timeout=TIMEOUT).status_code == 401
+    password = compose.view.secret("haproxy-stats")
+    page = requests.get(stats, auth=("admin", password), timeout=TIMEOUT)
+    assert page.status_code == 200 and "vote1" in page.text
+
+
+def _count(web: str, option: str) -> int:
+    body = requests.get(f"{web}/api/results", timeout=TIMEOUT).json()
+    return next(o["count"] for o in body["options"] if o["key"] == option)
+
+
+def test_a_vote_through_haproxy_shows_in_the_results(compose):
+    option = poll_options(compose.web)[0]
+    before = _count(compose.web, option)
+    reply = Voter(compose.web).vote(option)
+    assert reply.status_code == 201, reply.text
+    wait_for(lambda: _count(compose.web, option) == before + 1, "the vote in the results", 30)
+
+
+def _log_in(web: str) -> tuple[dict[str, str], str]:
+    """Register an account and log in to it through HAProxy; the session cookie and name."""
+    username, password = f"d{time.monotonic_ns()}", "correct horse battery"
+    for path in ("/register", "/login"):
+        browser = requests.Session()
+        token = csrf_from_page(browser.get(web + path, timeout=TIMEOUT).text)
+        reply = browser.post(
+            web + path,
+            timeout=TIMEOUT,
+            allow_redirects=False,
+            data={"username": username, "password": password, "csrf_token": token},
+        )
+        assert reply.status_code == 303, f"{path}: {reply.text[:300]}"
+    return browser.cookies.get_dict(), username
+
+
+def test_a_session_made_through_haproxy_works_on_every_instance(compose):
+    cookies, username = _log_in(compose.web)
+    hosts = compose.view.addresses()
+    # Each instance directly (not through HAProxy), with the session cookie made above.
+    for app in APPS:
+        path = {"vote": "/", "result": "/result", "login": "/account"}[app.rstrip("12")]
+        page = requests.get(
+            f"http://{hosts[app]}:8000{path}",
+            cookies=cookies,
+            timeout=TIMEOUT,
+            allow_redirects=False,
+        )
+        assert page.status_code == 200, f"{app}: {page.status_code}"
+        assert username in page.text, f"{app} does not know the session"
+
+
+def test_votectl_status_inside_the_network_shows_the_whole_topology(compose):
+    done = compose.run("run", "--rm", "votectl", "status", "--json", timeout=120)
+    status = json.loads(done.stdout)
+    assert status["redis"]["master"] and len(status["redis"]["replicas"]) == 2
+    assert status["sentinel"]["quorum_ok"] and len(status["sentinel"]["sentinels"]) == len(
+        SENTINELS
+    )
+    assert status["postgres"]["leader"] and status["postgres"]["sync_standby"]
+    servers = {(s["proxy"], s["server"]): s["status"] for s in status["haproxy"]["backends"]}
+    assert all(servers[("vote", f"vote{i}")] == "UP" for i in (1, 2))
+
+
+def test_a_crashed_redis_master_is_restarted_and_rejoins_as_a_replica(compose, figures):
+    view = compose.view
+    victim = view.redis_master()
+    container = view.container(victim)
+    restarts = view.engine.inspect(container)[0]["RestartCount"]
+    started = time.monotonic()
+    view.engine.crash(container)  # a crash: Docker's restart policy answers it
+    wait_for(lambda: view.redis_master() != victim, "the Sentinels to promote a replica", 60)
+    wait_for(lambda: not compose.whole_problems(), "the project to be whole again", 120, 1)
+    figures["crash_redis_master_to_whole_s"] = round(time.monotonic() - started, 1)
+    assert view.engine.inspect(container)[0]["RestartCount"] == restarts + 1
+    with view.deployment().node_client(victim, 6379) as node:
+        assert node.info("replication")["role"] == "slave"
