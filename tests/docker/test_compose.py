@@ -39,7 +39,7 @@ def test_a_vote_through_haproxy_shows_in_the_results(compose):
     option = poll_options(compose.web)[0]
     before = _count(compose.web, option)
     reply = Voter(compose.web).vote(option)
-    assert reply.status_code == 201, reply.text
+    assert reply.status_code == 202, reply.text
     wait_for(lambda: _count(compose.web, option) == before + 1, "the vote in the results", 30)
 
 

@@ -120,7 +120,7 @@ def test_the_stack_converges_with_every_service_healthy(swarm):
 def test_a_vote_works_on_the_swarm(swarm):
     option = poll_options(WEB)[0]
     reply = Voter(WEB).vote(option)
-    assert reply.status_code == 201, reply.text
+    assert reply.status_code == 202, reply.text
 
 
 class _Background(threading.Thread):
