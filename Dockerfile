@@ -1,8 +1,8 @@
 # One image for every Python service of ha-vote: the vote/result/login apps (gunicorn),
 # the worker (`python -m worker`) and votectl (secrets, migrations, status, backups).
-# Built on Debian bookworm with Debian's python3 (3.11); Python packages come from the pinned
-# docker/requirements/app.txt, installed from the host-built wheelhouse (docker/wheels) when it
-# has wheels, else from PyPI. The default command runs the vote app; compose and the stack
+# Built on Debian bookworm with Debian's python3 (3.11); Python packages come from the hashed
+# lock requirements/base.txt, installed from the host-built wheelhouse (docker/wheels) when it
+# has them, else from PyPI. The default command runs the vote app; compose and the stack
 # file set the others.
 
 # --- build: the project and its dependencies in a virtualenv -----------------------------
@@ -13,9 +13,9 @@ RUN apt-get update \
     && python3 -m venv /opt/venv
 # Dependencies first, in their own layer: source edits then rebuild only the last steps.
 COPY docker/pip-install.sh /usr/local/bin/
-COPY docker/requirements/ /tmp/requirements/
+COPY requirements/base.txt docker/requirements/build.txt /tmp/requirements/
 COPY docker/wheels/ /tmp/wheels/
-RUN pip-install.sh /opt/venv /tmp/requirements/app.txt /tmp/wheels \
+RUN pip-install.sh /opt/venv /tmp/requirements/base.txt /tmp/wheels \
     && pip-install.sh /opt/venv /tmp/requirements/build.txt /tmp/wheels
 WORKDIR /src
 COPY pyproject.toml README.md ./

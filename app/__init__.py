@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, errors, health, metrics, ratelimit, resources, sessions
+from app import auth, errors, health, inputs, metrics, ratelimit, resources, sessions
 from core.config import Config
 from core.logs import configure_logging
 
@@ -19,6 +19,9 @@ CONTENT_SECURITY_POLICY = "default-src 'self'; frame-ancestors 'none'; form-acti
 
 
 def _security_headers(response: Response) -> Response:
+    if not request.path.startswith("/static/"):
+        # Pages carry CSRF tokens and account data, API answers change: never cache them.
+        response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -55,6 +58,7 @@ def create_app(name: str, config: Config | None = None) -> Flask:
 
     clients = resources.init_app(app, config)
     sessions.init_app(app, config, clients.redis)
+    inputs.init_app(app)  # before CSRF: a bad encoding is not a missing token
     csrf.init_app(app)
     if name == "login":  # only login has limits; elsewhere it cost ~5% CPU per request
         ratelimit.init_app(app, clients)

@@ -24,6 +24,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Longer than a vote's write budget plus one Redis retry cycle during a failover.
 timeout = 30
 graceful_timeout = 20
+# No runtime control socket (gunicornc): several instances would share its default path,
+# and nothing here uses it.
+control_socket_disable = True
 accesslog = "-" if _settings.access_log else None
 errorlog = "-"
 
@@ -56,9 +59,18 @@ if _settings.log_format == "json":
     }
 
 
+def when_ready(server) -> None:
+    """Serve every worker's metrics from the master, on their own address (METRICS_BIND)."""
+    if _settings.metrics_multiproc_dir and _settings.metrics_bind:
+        from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+        host, _, port = _settings.metrics_bind.rpartition(":")
+        GunicornPrometheusMetrics.start_http_server_when_ready(int(port), host or "127.0.0.1")
+
+
 def child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges from the shared metrics directory."""
     if _settings.metrics_multiproc_dir:
-        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+        from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
-        GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
+        GunicornPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

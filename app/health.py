@@ -38,6 +38,7 @@ def check_redis(resources: Resources) -> None:
     probe = Redis(
         host=host,
         port=port,
+        username=config.redis_username,
         password=config.redis_password,
         socket_timeout=PROBE_TIMEOUT_S,
         socket_connect_timeout=PROBE_TIMEOUT_S,

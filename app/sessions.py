@@ -1,6 +1,14 @@
-"""Server-side sessions in Redis (Flask-Session), one cookie shared by the three apps."""
+"""Server-side sessions in Redis (Flask-Session), one cookie shared by the three apps.
+
+A session is only written when something is stored in it. One that holds nothing but a CSRF
+token or a message (a visitor who has not voted or logged in) lives an hour; one with a
+voter or an account lives SESSION_LIFETIME_DAYS. So a crawler's page views cost an hour of
+memory each, not a month.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Request
 from flask.sessions import SessionMixin
@@ -13,16 +21,37 @@ from core.config import Config
 COOKIE_NAME = "vote_session"
 KEY_PREFIX = "session:"
 # Requests that never use a session: no Redis round trip for them (results poll every second).
-SESSIONLESS_PREFIXES = ("/healthz", "/readyz", "/metrics", "/static/", "/api/results")
+SESSIONLESS_PREFIXES = ("/healthz", "/readyz", "/static/", "/api/results")
+
+
+# What makes a session worth keeping long: a voter id, an account, votes (app/auth.py).
+KEEP_KEYS = ("anon_voter", "user_id", "choices")
 
 
 class RedisSessions(RedisSessionInterface):
-    """Flask-Session's Redis interface, skipped for requests that need no session."""
+    """Flask-Session's Redis interface, skipped for requests that need no session, with a
+    short lifetime for sessions that hold nothing worth keeping."""
+
+    def __init__(self, app: Flask, *, anonymous_lifetime: timedelta, **kwargs) -> None:
+        super().__init__(app, **kwargs)
+        self.anonymous_lifetime = anonymous_lifetime
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
         if request.path.startswith(SESSIONLESS_PREFIXES):
             return self.make_null_session(app)
         return super().open_session(app, request)
+
+    def lifetime(self, app: Flask, session: SessionMixin) -> timedelta:
+        if any(key in session for key in KEEP_KEYS):
+            return app.permanent_session_lifetime
+        return self.anonymous_lifetime
+
+    def _upsert_session(self, session_lifetime, session, store_id: str) -> None:
+        lifetime = self.lifetime(self.app, session) if self.app else session_lifetime
+        super()._upsert_session(lifetime, session, store_id)
+
+    def get_expiration_time(self, app: Flask, session: SessionMixin) -> datetime | None:
+        return datetime.now(UTC) + self.lifetime(app, session)
 
 
 def init_app(app: Flask, config: Config, client: Redis) -> None:
@@ -43,6 +72,7 @@ def init_app(app: Flask, config: Config, client: Redis) -> None:
     )
     app.session_interface = RedisSessions(
         app,
+        anonymous_lifetime=config.anonymous_session_lifetime,
         client=client,
         key_prefix=KEY_PREFIX,
         permanent=True,

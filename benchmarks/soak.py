@@ -118,7 +118,8 @@ def soak(ctx: StackContext, minutes: float, rate: float, every: float, targets: 
     plan = kill_plan(minutes, every, targets)
     load = Load(
         ctx.web_url,
-        poll_options(ctx.web_url),
+        poll_options(ctx.web_url, ctx.deployment.web_verify),
+        verify=ctx.deployment.web_verify,
         rate=rate,
         duration=minutes * 60,
         voters=max(300, int(rate * 3)),

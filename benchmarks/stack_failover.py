@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import Config
 from core.redis_client import master_client
-from ops.local import credentials
-from ops.local.deployment import app_env, local_deployment
+from ops.local.deployment import app_env, local_deployment, stack_secrets
 from ops.local.layout import REDIS_NODES, Layout
 from ops.local.processes import memory_by_program
 from ops.wait import WaitTimeout, wait_for
@@ -213,8 +212,8 @@ def main() -> int:
         results["cold_start_s"] = time.monotonic() - started
         time.sleep(2)
         results["memory_mib"] = memory(layout)
-        creds = credentials.load_or_create(layout.secrets_file)
-        config = Config.from_env(app_env(layout, creds))
+        creds = stack_secrets(layout)
+        config = Config.from_env(app_env(layout))
         for _ in range(args.rounds):
             results["rounds"].append(redis_round(layout, config, "stop"))
             results["rounds"].append(redis_round(layout, config, "kill"))

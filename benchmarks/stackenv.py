@@ -17,7 +17,6 @@ if str(REPO) not in sys.path:
 
 from core.config import Config, ConfigError  # noqa: E402
 from ops.deployment import local_stack_settings  # noqa: E402
-from ops.local import credentials  # noqa: E402
 from ops.local.deployment import app_env  # noqa: E402
 from ops.local.layout import Layout, LayoutError  # noqa: E402
 from ops.local.processes import by_program  # noqa: E402
@@ -46,7 +45,7 @@ def load_config(state_dir: str | None, base_port: int | None) -> tuple[Config, L
         if state_dir:
             port = base_port if base_port is not None else local_stack_settings()[1]
             layout = Layout(Path(state_dir).resolve(), port)
-            env = {**os.environ, **app_env(layout, credentials.load_or_create(layout.secrets_file))}
+            env = {**os.environ, **app_env(layout)}
         return Config.from_env(env), layout
     except (ConfigError, LayoutError, ValueError) as exc:
         raise click.UsageError(

@@ -47,7 +47,6 @@ from core.config import Config
 from core.redis_client import master_client
 from core.stream import drained
 from ops.deployment import local_stack_settings
-from ops.local import credentials
 from ops.local.deployment import app_env
 from ops.local.layout import APP_INSTANCES, HOST, Layout
 from ops.voter import Voter, VoterError
@@ -174,7 +173,7 @@ def votectl(layout: Layout, *args: str) -> str:
 
 def read_stack(layout: Layout, url: str | None) -> Stack:
     """The stack's environment (as `votectl env` prints it) and its Redis master."""
-    env = app_env(layout, credentials.load_or_create(layout.secrets_file))
+    env = app_env(layout)
     master = json.loads(votectl(layout, "status", "--json"))["redis"]["master"]
     if not master:
         raise click.ClickException("the stack has no Redis master: is it up? (votectl status)")

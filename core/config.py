@@ -99,6 +99,26 @@ def parse_hostports(raw: str, name: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+def with_password(url: str, password: str) -> str:
+    """`url` (a SQLAlchemy database URL) with `password` in it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).set(password=password).render_as_string(hide_password=False)
+    except ArgumentError as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
+
+
+def _hostport(raw: str | None, name: str) -> str | None:
+    if not raw:
+        return None
+    _host, sep, port = raw.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"{name}: expected host:port, got {raw!r}")
+    return raw
+
+
 def _bool(raw: str, name: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -150,6 +170,10 @@ class Config:
     session_lifetime: timedelta = timedelta(days=30)
     max_body_bytes: int = 16 * 1024
     login_rate_limit: str = "10 per minute"
+    register_rate_limit: str = "30 per hour"
+    # Sessions that hold nothing but a CSRF token (a visitor who has not voted or logged in)
+    # live this long; a crawler cannot fill Redis with month-long sessions.
+    anonymous_session_lifetime: timedelta = timedelta(hours=1)
     log_format: str = "text"
     worker_name: str = "worker-1"
     worker_batch: int = 2000
@@ -157,12 +181,16 @@ class Config:
     worker_claim_idle_ms: int = 30_000
     worker_max_deliveries: int = 5
     worker_metrics_port: int = 0
+    # The worker's metrics listen here only (0.0.0.0 in containers, where Prometheus is
+    # another container).
+    worker_metrics_addr: str = "127.0.0.1"
     # How often the worker looks for entries abandoned by dead consumers (XAUTOCLAIM).
     worker_claim_interval_ms: int = 5_000
     # How often the worker trims acknowledged entries from the stream (XTRIM MINID).
     worker_trim_interval_ms: int = 5_000
-    # Send the session cookie over HTTPS only (set it when TLS terminates in front of the apps).
-    cookie_secure: bool = False
+    # Send the session cookie over HTTPS only (TLS terminates at HAProxy in every deployment;
+    # tests that talk plain HTTP to an app turn it off).
+    cookie_secure: bool = True
     # gunicorn with several workers: the directory where they share their metrics.
     metrics_multiproc_dir: str | None = None
     # Redis ACL users of this service at the data nodes and at the Sentinels (None: default).
@@ -200,6 +228,11 @@ class Config:
             return value
 
         database_url = required("DATABASE_URL")
+        database_ro_url = env.get("DATABASE_RO_URL") or database_url
+        if env.get("DATABASE_PASSWORD"):
+            # The password kept apart from the URL (DATABASE_PASSWORD_FILE: a Docker secret).
+            database_url = with_password(database_url, env["DATABASE_PASSWORD"])
+            database_ro_url = with_password(database_ro_url, env["DATABASE_PASSWORD"])
         log_format = _log_format(env)
         return cls(
             secret_key=required("SECRET_KEY") if web else env.get("SECRET_KEY", ""),
@@ -210,7 +243,7 @@ class Config:
             redis_username=env.get("REDIS_USERNAME") or None,
             sentinel_username=env.get("SENTINEL_USERNAME") or None,
             database_url=database_url,
-            database_ro_url=env.get("DATABASE_RO_URL") or database_url,
+            database_ro_url=database_ro_url,
             question=env.get("POLL_QUESTION", "Cats or dogs?"),
             options=parse_options(env.get("POLL_OPTIONS", "Cats,Dogs")),
             require_login=_bool(env.get("VOTE_REQUIRE_LOGIN", "false"), "VOTE_REQUIRE_LOGIN"),
@@ -220,6 +253,10 @@ class Config:
             session_lifetime=timedelta(days=_number(env, "SESSION_LIFETIME_DAYS", 30, float)),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 16 * 1024)),
             login_rate_limit=env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+            register_rate_limit=env.get("REGISTER_RATE_LIMIT", "30 per hour"),
+            anonymous_session_lifetime=timedelta(
+                seconds=_number(env, "ANONYMOUS_SESSION_SECONDS", 3600, float)
+            ),
             log_format=log_format,
             worker_name=env.get("WORKER_NAME", "worker-1"),
             worker_batch=int(_number(env, "WORKER_BATCH", 2000)),
@@ -227,9 +264,10 @@ class Config:
             worker_claim_idle_ms=int(_number(env, "WORKER_CLAIM_IDLE_MS", 30_000)),
             worker_max_deliveries=int(_number(env, "WORKER_MAX_DELIVERIES", 5)),
             worker_metrics_port=int(_number(env, "WORKER_METRICS_PORT", 0)),
+            worker_metrics_addr=env.get("WORKER_METRICS_ADDR") or "127.0.0.1",
             worker_claim_interval_ms=int(_number(env, "WORKER_CLAIM_INTERVAL_MS", 5_000)),
             worker_trim_interval_ms=int(_number(env, "WORKER_TRIM_INTERVAL_MS", 5_000)),
-            cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE", "false"), "SESSION_COOKIE_SECURE"),
+            cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE", "true"), "SESSION_COOKIE_SECURE"),
             metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
@@ -244,6 +282,8 @@ class GunicornSettings:
     metrics_multiproc_dir: str | None = None
     # HAProxy already logs every request; gunicorn's own access log costs ~8% CPU per vote.
     access_log: bool = False
+    # host:port where the master serves the workers' metrics (never the app's own port).
+    metrics_bind: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GunicornSettings:
@@ -259,4 +299,5 @@ class GunicornSettings:
             log_format=_log_format(env),
             metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             access_log=_bool(env.get("GUNICORN_ACCESS_LOG", "false"), "GUNICORN_ACCESS_LOG"),
+            metrics_bind=_hostport(env.get("METRICS_BIND"), "METRICS_BIND"),
         )

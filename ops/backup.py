@@ -43,6 +43,7 @@ class BackupSource:
     redis_port: int
     redis_password: str | None
     pg_bindir: Path | None = None
+    redis_username: str | None = None
 
 
 def source_of(target: Deployment, pg_bindir: Path | None = None) -> BackupSource:
@@ -59,7 +60,8 @@ def source_of(target: Deployment, pg_bindir: Path | None = None) -> BackupSource
     finally:
         for node in sentinel.sentinels:
             node.close()
-    return BackupSource(url, host, int(port), target.redis_password, pg_bindir)
+    user, password = target.backup_redis or (target.redis_username, target.redis_password)
+    return BackupSource(url, host, int(port), password, pg_bindir, user)
 
 
 def _pg_tool(source: BackupSource, name: str) -> str:
@@ -127,6 +129,7 @@ def take(source: BackupSource, dest_root: Path) -> Path:
         [
             "redis-cli",
             "--no-auth-warning",
+            *(["--user", source.redis_username] if source.redis_username else []),
             "-h",
             source.redis_host,
             "-p",
@@ -164,10 +167,12 @@ def verify(backup_dir: Path) -> dict:
     return manifest
 
 
-def restore_database(source: BackupSource, backup_dir: Path) -> None:
-    """Replace the database's contents with the backup's (pg_restore --clean)."""
+def restore_database(owner_url: str, backup_dir: Path, pg_bindir: Path | None = None) -> None:
+    """Replace the database's contents with the backup's (pg_restore --clean), as the
+    schema's owner (the backup role can read everything and write nothing)."""
     verify(backup_dir)
-    args, env = _libpq(source.database_url)
+    source = BackupSource(owner_url, "", 0, None, pg_bindir)
+    args, env = _libpq(owner_url)
     # Owners are restored as dumped (the app role, no --no-owner): tables re-created as the
     # superuser's would lock the apps and workers out of their own schema.
     _run(

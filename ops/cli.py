@@ -15,8 +15,7 @@ from core.config import ConfigError, environment
 from ops import backup as backup_mod
 from ops import status as status_mod
 from ops.deployment import Deployment, local_stack_settings, remote_from_env
-from ops.local import credentials
-from ops.local.deployment import app_env, local_deployment
+from ops.local.deployment import app_env, local_deployment, stack_secrets
 from ops.local.layout import APP_DB, APP_ROLE, Layout, LayoutError
 
 
@@ -83,13 +82,13 @@ def cli(ctx: click.Context, state_dir: str | None, base_port: int | None) -> Non
 
 
 def _print_urls(layout: Layout) -> None:
-    creds = credentials.load_or_create(layout.secrets_file)
+    creds = stack_secrets(layout)
     click.echo("\nThe stack is up:")
     for name, url in layout.urls().items():
         click.echo(f"  {name:<11} {url}")
     click.echo(
-        f"  (stats login: admin / {creds['HAPROXY_STATS_PASSWORD']}; all passwords: "
-        f"{layout.secrets_file})"
+        f"  (stats login: admin / {creds['haproxy-stats']}; every password and the "
+        f"self-signed TLS certificate: {layout.secrets_dir})"
     )
     click.echo("Stop it with: votectl down   (add --purge to delete its data)")
 
@@ -241,12 +240,19 @@ def status(
 
 
 @cli.command("env")
+@click.argument(
+    "service", type=click.Choice(["admin", "vote", "result", "login", "worker"]), default="admin"
+)
 @click.pass_context
-def env_command(ctx: click.Context) -> None:
-    """Print the apps' environment for the local stack (eval "$(votectl env)")."""
+def env_command(ctx: click.Context, service: str) -> None:
+    """Print a service's environment for the local stack (eval "$(votectl env)").
+
+    SERVICE is whose identities to use at Redis, the Sentinels and Postgres: admin (the
+    default: operators, benchmarks; the schema's owner) or one app or the worker. Passwords
+    are given as *_FILE paths into the stack's private secrets dir."""
     layout = _layout(ctx)
-    creds = credentials.load_or_create(layout.secrets_file)
-    for key, value in app_env(layout, creds).items():
+    stack_secrets(layout)
+    for key, value in app_env(layout, service).items():
         click.echo(f"export {key}='{value}'")
 
 
@@ -258,16 +264,20 @@ def db() -> None:
 @db.command("init")
 @click.pass_context
 def db_init(ctx: click.Context) -> None:
-    """Create the app role and database, then migrate (the local stack, or a deployment's
-    PG_SUPERUSER_URL + APP_DB_PASSWORD [+ APP_DB_ROLE, APP_DB_NAME, DATABASE_URL])."""
+    """Create the roles and the database, migrate, grant (the local stack; or a deployment's
+    PG_SUPERUSER_URL + VOTECTL_SECRETS_DIR + DATABASE_URL (the owner's, its password as
+    DATABASE_PASSWORD); or one role: PG_SUPERUSER_URL + APP_DB_PASSWORD [+ APP_DB_ROLE,
+    APP_DB_NAME, DATABASE_URL])."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.migrate import upgrade
-    from ops.db import ensure_role_and_database
+    from ops.db import ProvisionError, ensure_role_and_database
 
     env = environment()  # NAME_FILE too: compose and Swarm give passwords as files
     try:
-        if env.get("PG_SUPERUSER_URL"):
+        if env.get("PG_SUPERUSER_URL") and env.get("VOTECTL_SECRETS_DIR"):
+            _provision_deployment(env)
+        elif env.get("PG_SUPERUSER_URL"):
             password = env.get("APP_DB_PASSWORD")
             if not password:
                 raise CliError("APP_DB_PASSWORD is not set", ExitStatus.USAGE)
@@ -283,10 +293,33 @@ def db_init(ctx: click.Context) -> None:
             from ops.local.stack import provision_database
 
             layout = _layout(ctx)
-            provision_database(layout, credentials.load_or_create(layout.secrets_file))
+            provision_database(layout, stack_secrets(layout))
+    except ProvisionError as exc:
+        raise CliError(str(exc)) from None
     except SQLAlchemyError as exc:
         raise CliError(f"database error: {str(exc).splitlines()[0]}") from None
     click.echo("database ready")
+
+
+def _provision_deployment(env) -> None:
+    """compose and Swarm: a role per service with the passwords of the secrets directory."""
+    from core.config import with_password
+    from core.migrate import upgrade
+    from ops import db as db_mod
+    from ops import secrets as secrets_mod
+
+    values = secrets_mod.load(Path(env["VOTECTL_SECRETS_DIR"]))
+    owner = secrets_mod.IDENTITIES["admin"]
+    try:
+        roles = {who.pg_role: values[who.pg_secret] for who in secrets_mod.IDENTITIES.values()}
+        url = with_password(
+            env["DATABASE_URL"], env.get("DATABASE_PASSWORD") or values[owner.pg_secret]
+        )
+    except KeyError as exc:
+        raise CliError(f"missing {exc.args[0]} (VOTECTL_SECRETS_DIR, DATABASE_URL)") from None
+    db_mod.provision(env["PG_SUPERUSER_URL"], roles, env.get("APP_DB_NAME", APP_DB))
+    upgrade(url)
+    db_mod.grant(url)
 
 
 @db.command("upgrade")
@@ -374,8 +407,10 @@ def restore_command(ctx: click.Context, backup_dir: str, yes: bool) -> None:
     target = _deployment(ctx)
     if not yes:
         click.confirm(f"Replace the votes database with {backup_dir}?", abort=True)
+    if not target.database_url:
+        raise CliError("DATABASE_URL (the schema owner's) is not set", ExitStatus.USAGE)
     try:
-        backup_mod.restore_database(backup_mod.source_of(target, _pg_bindir()), Path(backup_dir))
+        backup_mod.restore_database(target.database_url, Path(backup_dir), _pg_bindir())
     except backup_mod.BackupError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"database restored from {backup_dir}")
@@ -415,6 +450,27 @@ def secrets_init(directory: str, hostnames: tuple[str, ...]) -> None:
         f"{len(secrets_mod.PASSWORDS)} passwords and {secrets_mod.TLS_PEM} in {path}"
         + (" (a self-signed certificate)" if self_signed else "")
     )
+
+
+@cli.command("etcd-auth")
+@click.option("--endpoint", required=True, help="An etcd client URL, e.g. http://etcd1:2379.")
+@click.option(
+    "--secrets-dir",
+    type=click.Path(file_okay=False, exists=True),
+    required=True,
+    help="Where etcd-root and etcd-patroni are (votectl secrets init).",
+)
+def etcd_auth_command(endpoint: str, secrets_dir: str) -> None:
+    """Turn on etcd authentication: root, and a patroni user limited to /service/."""
+    from ops import etcd_auth
+    from ops import secrets as secrets_mod
+
+    values = secrets_mod.load(Path(secrets_dir))
+    try:
+        changed = etcd_auth.enable(endpoint, values["etcd-root"], values["etcd-patroni"])
+    except (etcd_auth.EtcdAuthError, KeyError) as exc:
+        raise CliError(f"etcd authentication: {exc}") from None
+    click.echo("etcd authentication enabled" if changed else "etcd authentication already on")
 
 
 def _serve_metrics(addr: str, registry) -> None:

@@ -14,10 +14,12 @@ names the apps use where the apps need the same thing:
 | REDIS_USERNAME, SENTINEL_USERNAME | ACL users for them (default: the default user) |
 | PATRONI_URLS | http://host:8008,... Patroni REST API of each member |
 | HAPROXY_STATS_URL, HAPROXY_STATS_AUTH | the stats page and its user:password |
-| WEB_URL | the web front, e.g. https://vote.example.org |
+| WEB_URL, WEB_CA_FILE | the web front, e.g. https://vote.example.org; the CA to trust for it |
 | DATABASE_URL | the app's database (the migrations' owner role for `db upgrade`) |
 | PG_SUPERUSER_URL | a superuser (provisioning with `db init`; drills' reconciliation) |
 | BACKUP_DATABASE_URL, BACKUP_DIR | the role and database `backup` dumps; where backups go |
+| BACKUP_REDIS_USERNAME, BACKUP_REDIS_PASSWORD | the Redis user RDB snapshots are taken as |
+| VOTECTL_SECRETS_DIR | the deployment's secret files (`votectl secrets init`), for `db init` |
 | VOTECTL_STATE_DIR, VOTECTL_BASE_PORT | the local stack's state dir and base port |
 
 Each may also be given as NAME_FILE (a file holding the value), like the apps' settings.
@@ -60,10 +62,15 @@ class Deployment:
     haproxy_stats_url: str | None = None
     haproxy_stats_auth: tuple[str, str] | None = None
     web_url: str | None = None
+    # What HTTPS clients trust for web_url and the stats page: a CA file, or True (the
+    # system's CAs).
+    web_verify: bool | str = True
     database_url: str | None = None
     superuser_url: str | None = None
     backup_url: str | None = None
+    backup_redis: tuple[str, str] | None = None
     backup_dir: Path | None = None
+    secrets_dir: Path | None = None
     # What people open (shown by `votectl status` and `votectl up`).
     urls: dict[str, str] = field(default_factory=dict)
 
@@ -168,10 +175,15 @@ def remote_from_env(env: Mapping[str, str] | None = None) -> Deployment | None:
         haproxy_stats_url=env.get("HAPROXY_STATS_URL") or None,
         haproxy_stats_auth=_auth(env.get("HAPROXY_STATS_AUTH"), "HAPROXY_STATS_AUTH"),
         web_url=web.rstrip("/") if web else None,
+        web_verify=env.get("WEB_CA_FILE") or True,
         database_url=env.get("DATABASE_URL") or None,
         superuser_url=env.get("PG_SUPERUSER_URL") or None,
         backup_url=env.get("BACKUP_DATABASE_URL") or None,
+        backup_redis=(env["BACKUP_REDIS_USERNAME"], env.get("BACKUP_REDIS_PASSWORD") or "")
+        if env.get("BACKUP_REDIS_USERNAME")
+        else None,
         backup_dir=Path(env["BACKUP_DIR"]) if env.get("BACKUP_DIR") else None,
+        secrets_dir=Path(env["VOTECTL_SECRETS_DIR"]) if env.get("VOTECTL_SECRETS_DIR") else None,
         urls={"web": web} if web else {},
     )
 

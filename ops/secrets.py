@@ -14,6 +14,7 @@ import datetime
 import ipaddress
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 # File name -> what it is. Passwords are 48 hex digits: safe in URLs and config lines.
@@ -51,8 +52,45 @@ PASSWORDS: dict[str, str] = {
     "haproxy-stats": "HAProxy stats page user admin",
     "grafana-admin": "Grafana user admin",
 }
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a service is at Redis, at the Sentinels and in Postgres; each name's password is
+    in the secret file of the same kind (redis-<user>, sentinel-<user>, pg-<...>)."""
+
+    redis_user: str
+    sentinel_user: str
+    pg_role: str
+    pg_secret: str
+
+    @property
+    def redis_secret(self) -> str:
+        return f"redis-{self.redis_user}"
+
+    @property
+    def sentinel_secret(self) -> str:
+        return f"sentinel-{self.sentinel_user}"
+
+
+# Every service of the stack and its identities (docs/SECURITY.md says what each may do;
+# redis/users.acl, sentinel/sentinel.conf and ops/db.py grant it).
+IDENTITIES: dict[str, Identity] = {
+    "vote": Identity("vote", "app", "vote_app", "pg-vote"),
+    "result": Identity("result", "app", "vote_result", "pg-result"),
+    "login": Identity("login", "app", "vote_login", "pg-login"),
+    "worker": Identity("worker", "app", "vote_worker", "pg-worker"),
+    "backup": Identity("backup", "app", "vote_backup", "pg-backup"),
+    "exporter": Identity("exporter", "exporter", "vote_monitor", "pg-exporter"),
+    # Operators: votectl status/drills/switchover, migrations (the schema's owner).
+    "admin": Identity("admin", "admin", "vote_owner", "pg-owner"),
+}
+
 # HAProxy's certificate and key, one PEM file; self-signed unless replaced by a real one.
 TLS_PEM = "tls.pem"
+# The CA that signed a self-signed tls.pem, for clients that must trust it (tests, drills,
+# benchmarks, a browser you add it to). Absent when tls.pem was put there by the operator.
+TLS_CERT = "tls-ca.crt"
 SELF_SIGNED_ORG = "ha-vote self-signed certificate (replace it with a real one)"
 
 
@@ -62,19 +100,37 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def self_signed_pem(hostnames: list[str], days: int = 825) -> bytes:
-    """A self-signed certificate for `hostnames` (names or IP addresses) and its key, as PEM."""
+def self_signed_pem(hostnames: list[str], days: int = 825) -> tuple[bytes, bytes]:
+    """A certificate for `hostnames` (names or IP addresses) and its key, as one PEM, signed
+    by a throwaway CA whose certificate is returned too (clients trust that; its key is
+    never stored, so it can sign nothing else)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, SELF_SIGNED_ORG),
-            x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0]),
-        ]
+    def name(common: str) -> x509.Name:
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, SELF_SIGNED_ORG),
+                x509.NameAttribute(NameOID.COMMON_NAME, common),
+            ]
+        )
+
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name("ha-vote self-signed CA")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
     )
     alt: list[x509.GeneralName] = []
     for host in hostnames:
@@ -82,24 +138,26 @@ def self_signed_pem(hostnames: list[str], days: int = 825) -> bytes:
             alt.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             alt.append(x509.DNSName(host))
-    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(name(hostnames[0]))
+        .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    return pem, ca.public_bytes(serialization.Encoding.PEM)
 
 
 def ensure(directory: Path, hostnames: list[str] | None = None) -> dict[str, str]:
@@ -114,9 +172,10 @@ def ensure(directory: Path, hostnames: list[str] | None = None) -> dict[str, str
         if not path.exists():
             _write_private(path, secrets.token_hex(24).encode())
     if not (directory / TLS_PEM).exists():
-        _write_private(
-            directory / TLS_PEM, self_signed_pem(hostnames or ["localhost", "127.0.0.1"])
-        )
+        pem, ca = self_signed_pem(hostnames or ["localhost", "127.0.0.1"])
+        (directory / TLS_CERT).unlink(missing_ok=True)
+        _write_private(directory / TLS_PEM, pem)
+        _write_private(directory / TLS_CERT, ca)
     return load(directory)
 
 

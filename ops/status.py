@@ -121,6 +121,7 @@ def _haproxy_view(target: Deployment) -> dict:
         reply = requests.get(
             f"{target.haproxy_stats_url.rstrip('/')}/;csv",
             auth=target.haproxy_stats_auth,
+            verify=target.web_verify,
             timeout=STATUS_TIMEOUT,
         )
         reply.raise_for_status()

@@ -53,6 +53,8 @@ class Voter:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http or shared_http(verify)
+        # Per request: requests lets REQUESTS_CA_BUNDLE override a session's own `verify`.
+        self.verify = verify
         self.cookies: dict[str, str] = {}
         self.token: str | None = None
 
@@ -61,11 +63,19 @@ class Voter:
         return self.cookies.get(SESSION_COOKIE)
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
-        """A request with this voter's cookies; cookies the answer sets are kept."""
+        """A request with this voter's cookies (`path` on the web front, or a full URL, e.g. of
+        one app instance); cookies the answer sets are kept.
+
+        Like a browser, it names the page it comes from (Referer): over HTTPS the apps'
+        CSRF check wants the request to come from their own site."""
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        headers = {"Referer": f"{self.base_url}/", **kwargs.pop("headers", {})}
         reply = self.http.request(
             method,
-            f"{self.base_url}{path}",
+            url,
+            headers=headers,
             cookies=self.cookies,
+            verify=self.verify,
             timeout=kwargs.pop("timeout", TIMEOUT_S),
             allow_redirects=kwargs.pop("allow_redirects", False),
             **kwargs,

@@ -16,9 +16,8 @@ from sqlalchemy import create_engine, text
 
 from core.migrate import upgrade
 from ops.db import ensure_role_and_database
-from ops.local import credentials
 from ops.local.deployment import app_env as local_app_env
-from ops.local.deployment import local_deployment
+from ops.local.deployment import local_deployment, stack_secrets
 from ops.local.layout import Layout
 from tests.servers import PostgresServer, RedisCluster, postgres_server, redis_cluster
 
@@ -61,6 +60,8 @@ def app_env(redis_servers: RedisCluster, database_url: str) -> dict[str, str]:
         "DATABASE_RO_URL": database_url,
         "POLL_QUESTION": "Cats or dogs?",
         "POLL_OPTIONS": "Cats,Dogs",
+        # The apps are reached over plain HTTP here (HTTPS ends at HAProxy in deployments).
+        "SESSION_COOKIE_SECURE": "false",
     }
 
 
@@ -86,10 +87,12 @@ class StackHandle:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.creds = credentials.load_or_create(layout.secrets_file)
-        self.env = local_app_env(layout, self.creds)
+        self.creds = stack_secrets(layout)
+        self.env = local_app_env(layout)
         self.deployment = local_deployment(layout, self.creds)
         self.urls = {k: v.rstrip("/") for k, v in layout.urls().items()}
+        # HTTPS clients trust the stack's self-signed certificate (its CA) and nothing else.
+        self.verify = self.deployment.web_verify
 
     def votectl(
         self, *args: str, check: bool = True, timeout: float = 300

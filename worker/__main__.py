@@ -34,7 +34,11 @@ def main() -> int:
     configure_logging(config.log_format)
     if config.worker_metrics_port:
         try:
-            start_http_server(config.worker_metrics_port, registry=worker.metrics.registry)
+            start_http_server(
+                config.worker_metrics_port,
+                addr=config.worker_metrics_addr,
+                registry=worker.metrics.registry,
+            )
         except OSError as exc:
             print(
                 f"worker: WORKER_METRICS_PORT {config.worker_metrics_port}: {exc}", file=sys.stderr

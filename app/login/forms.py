@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto, _is_submitted
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
@@ -15,7 +17,18 @@ def _clean_username(value: str | None) -> str | None:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-class RegisterForm(FlaskForm):
+class PageForm(FlaskForm):
+    """A form of an HTML page: its data is the posted form, never a JSON body (Flask-WTF would
+    take one, and a JSON array or a nested object there makes WTForms fail with a 500)."""
+
+    class Meta:
+        def wrap_formdata(self, form, formdata):
+            if formdata is not _Auto:
+                return formdata
+            return request.form if _is_submitted() else None
+
+
+class RegisterForm(PageForm):
     """Create an account."""
 
     username = StringField(
@@ -47,7 +60,7 @@ class RegisterForm(FlaskForm):
             raise ValidationError("A password must not be the same as the username.")
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PageForm):
     """Log in to an existing account."""
 
     username = StringField(

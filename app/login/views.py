@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, flash, redirect, render_template, request
 from flask_limiter.util import get_remote_address
 
@@ -9,7 +11,15 @@ from app.auth import current_user, log_in, log_out
 from app.choices import current_choice
 from app.login.accounts import UsernameTaken, authenticate, create_account, username_taken
 from app.login.forms import LoginForm, RegisterForm
-from app.ratelimit import LOGIN_LIMITED, account_key, limiter, login_limit
+from app.ratelimit import (
+    LOGIN_LIMITED,
+    REGISTER_LIMITED,
+    account_key,
+    failed,
+    limiter,
+    login_limit,
+    register_limit,
+)
 from app.resources import get_config, get_resources
 
 bp = Blueprint("login", __name__)
@@ -19,13 +29,27 @@ TAKEN = "That username is taken, please choose another one."
 
 
 def _safe_next(target: str | None, default: str) -> str:
-    """Only follow a `next` that stays on this site (a path, not //host or a full URL)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    """Only follow a `next` that stays on this site: judged on what a URL parser (and so a
+    browser) reads, not on the raw string: a path, no scheme, no host, nothing a browser
+    would read as a host (backslashes, control characters)."""
+    if not target or any(ch in target for ch in "\\\r\n\t") or not target.isprintable():
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return default
+    if parts.path.startswith("//"):
+        return default
+    return target
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(
+    register_limit,
+    key_func=get_remote_address,
+    methods=["POST"],
+    scope="register-ip",
+    error_message=REGISTER_LIMITED,
+)
 def register():
     """Create an account and log it in."""
     if current_user() is not None:
@@ -57,6 +81,7 @@ def register():
     methods=["POST"],
     scope="login-ip",
     error_message=LOGIN_LIMITED,
+    deduct_when=failed,
 )
 @limiter.limit(
     login_limit,
@@ -64,9 +89,10 @@ def register():
     methods=["POST"],
     scope="login-account",
     error_message=LOGIN_LIMITED,
+    deduct_when=failed,
 )
 def login():
-    """Log in; POSTs are rate-limited per client address and per account name."""
+    """Log in; failed POSTs are limited per client address and per (account, address)."""
     next_url = _safe_next(request.args.get("next"), "/account")
     form = LoginForm()
     error, status = None, 200

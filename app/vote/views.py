@@ -39,7 +39,8 @@ def _option(key: object) -> PollOption:
             return option
     count_vote("rejected", "unknown_option")
     valid = ", ".join(o.key for o in get_config().options)
-    abort(400, f"Unknown option {key!r}: choose one of {valid}.")
+    shown = key[:40] + "..." if isinstance(key, str) and len(key) > 40 else key
+    abort(400, f"Unknown option {shown!r}: choose one of {valid}.")
 
 
 def _cast(option: PollOption) -> Vote:
@@ -67,8 +68,9 @@ def _login_missing() -> bool:
 def index():
     """The poll, with the voter's current choice highlighted."""
     config = get_config()
-    voter = current_voter()
-    choice = current_choice(voter, look_up=current_user() is not None)
+    # No voter id is made for a mere visit (it would keep the session for a month).
+    voter = current_voter(create=False)
+    choice = current_choice(voter, look_up=current_user() is not None) if voter else None
     chosen = choice.option if choice and choice.option in config.option_keys else None
     return render_template(
         "vote/index.html",

@@ -8,7 +8,9 @@ The web front, the stats page and Postgres are reached on their published ports.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 from redis import Redis
@@ -45,7 +47,7 @@ class ComposeDeployment(Deployment):
 class Published:
     """Where the host reaches the project: its published ports on 127.0.0.1."""
 
-    web: int
+    https: int
     stats: int
     pg_rw: int
 
@@ -59,6 +61,7 @@ class ComposeView:
         self.published = published
         self.network = f"{project}_default"
         self._secrets: dict[str, str] = {}
+        self._ca: Path | None = None
 
     # --- containers -------------------------------------------------------------------------
 
@@ -91,20 +94,34 @@ class ComposeView:
             )
         return self._secrets[name]
 
+    def ca_file(self) -> str:
+        """The CA of the project's self-signed certificate, as a file HTTPS clients trust."""
+        if self._ca is None:
+            with tempfile.NamedTemporaryFile(
+                "w", prefix="ha-vote-ca-", suffix=".crt", delete=False
+            ) as handle:
+                handle.write(self.secret("tls-ca.crt") + "\n")
+            self._ca = Path(handle.name)
+        return str(self._ca)
+
     # --- the deployment ---------------------------------------------------------------------
 
     def deployment(self) -> ComposeDeployment:
+        """The project as operators see it: the admin users, the web front over HTTPS."""
         hosts = self.addresses()
         superuser = self.secret("pg-superuser")
-        web = f"http://127.0.0.1:{self.published.web}"
+        web = f"https://127.0.0.1:{self.published.https}"
         return ComposeDeployment(
             sentinels=tuple((s, 26379) for s in SENTINELS),
+            redis_username="admin",
             redis_password=self.secret("redis-admin"),
+            sentinel_username="admin",
             sentinel_password=self.secret("sentinel-admin"),
             patroni_urls=tuple(f"http://{hosts[m]}:8008" for m in PATRONI_MEMBERS if m in hosts),
-            haproxy_stats_url=f"http://127.0.0.1:{self.published.stats}/",
+            haproxy_stats_url=f"https://127.0.0.1:{self.published.stats}/",
             haproxy_stats_auth=("admin", self.secret("haproxy-stats")),
             web_url=web,
+            web_verify=self.ca_file(),
             superuser_url=(
                 f"postgresql://postgres:{superuser}@127.0.0.1:{self.published.pg_rw}/postgres"
             ),

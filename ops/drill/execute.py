@@ -94,7 +94,8 @@ def execute(
     fault_at = options.duration / 2 if options.fault_at is None else options.fault_at
     load = Load(
         system.web_url,
-        poll_options(system.web_url),
+        poll_options(system.web_url, system.deployment.web_verify),
+        verify=system.deployment.web_verify,
         rate=options.rate,
         duration=options.duration,
         voters=options.voters,

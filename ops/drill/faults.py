@@ -152,9 +152,9 @@ def _autorestarted(ctx: StackContext, victim: str, ready: Callable[[], bool]) ->
     return Fault("", victim, lambda: sigkill(ctx, victim), recover)
 
 
-def _url_ok(url: str) -> bool:
+def _url_ok(url: str, verify: bool | str = True) -> bool:
     try:
-        return requests.get(url, timeout=1).status_code == 200
+        return requests.get(url, timeout=1, verify=verify).status_code == 200
     except requests.RequestException:
         return False
 
@@ -173,7 +173,8 @@ def _worker(ctx: StackContext) -> Fault:
 
 
 def _haproxy(ctx: StackContext) -> Fault:
-    return _autorestarted(ctx, "haproxy", lambda: _url_ok(f"{ctx.web_url}/healthz"))
+    front = f"{ctx.web_url}/static/style.css"  # TLS, routing, an app; no data store
+    return _autorestarted(ctx, "haproxy", lambda: _url_ok(front, ctx.deployment.web_verify))
 
 
 def _app_instance(ctx: StackContext) -> Fault:

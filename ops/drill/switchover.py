@@ -132,7 +132,7 @@ def postgres_switchover(
     reply = requests.post(
         f"http://{ctx.layout.addr(ctx.layout.api_port(leader))}/switchover",
         json={"leader": leader, "candidate": candidate},
-        auth=("patroni", ctx.creds["PATRONI_RESTAPI_PASSWORD"]),
+        auth=("patroni", ctx.creds["patroni-restapi"]),
         timeout=timeout,
     )
     if reply.status_code != 200:

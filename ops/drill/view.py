@@ -10,8 +10,7 @@ import redis
 from ops import status as status_mod
 from ops.deployment import Deployment
 from ops.drill.reconcile import Row, Snapshot
-from ops.local import credentials
-from ops.local.deployment import local_deployment
+from ops.local.deployment import local_deployment, stack_secrets
 from ops.local.health import app_checks, infra_checks
 from ops.local.layout import APP_DB, HOST, REDIS_NODES, SENTINELS, Layout
 from ops.local.supervisor import Supervisor
@@ -28,7 +27,7 @@ class StackContext:
     deployment: Deployment = field(init=False)
 
     def __post_init__(self) -> None:
-        self.creds = credentials.load_or_create(self.layout.secrets_file)
+        self.creds = stack_secrets(self.layout)
         self.supervisor = Supervisor(self.layout)
         self.deployment = local_deployment(self.layout, self.creds)
 
@@ -116,7 +115,7 @@ def whole_problems(ctx: StackContext) -> list[str]:
     ]
     for check in [
         *infra_checks(ctx.layout, ctx.deployment),
-        *app_checks(ctx.layout, ctx.supervisor),
+        *app_checks(ctx.layout, ctx.supervisor, ctx.deployment),
     ]:
         try:
             check.run()

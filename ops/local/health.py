@@ -104,12 +104,13 @@ def _haproxy_pg(layout: Layout, target: Deployment) -> None:
             )
 
 
-def _apps(layout: Layout) -> None:
+def _apps(layout: Layout, target: Deployment) -> None:
     for program, _, port in layout.app_instances:
         reply = requests.get(f"http://{layout.addr(port)}/readyz", timeout=3)
         if reply.status_code != 200:
             raise Unhealthy(f"{program} /readyz answered {reply.status_code}: {reply.text[:200]}")
-    reply = requests.get(f"http://{layout.addr(layout.port('web'))}/healthz", timeout=3)
+    # Through the web front (TLS, routing, an app instance), on a path that needs no store.
+    reply = requests.get(f"{target.web_url}/static/style.css", timeout=3, verify=target.web_verify)
     if reply.status_code != 200:
         raise Unhealthy(f"the web front answered {reply.status_code}")
 
@@ -131,9 +132,9 @@ def infra_checks(layout: Layout, target: Deployment) -> list[Check]:
     ]
 
 
-def app_checks(layout: Layout, supervisor: Supervisor) -> list[Check]:
+def app_checks(layout: Layout, supervisor: Supervisor, target: Deployment) -> list[Check]:
     return [
-        Check("apps", tuple(p for p, _, _ in layout.app_instances), lambda: _apps(layout)),
+        Check("apps", tuple(p for p, _, _ in layout.app_instances), lambda: _apps(layout, target)),
         Check("workers", WORKERS, lambda: _workers(supervisor)),
     ]
 

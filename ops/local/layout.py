@@ -28,11 +28,13 @@ WORKERS = ("worker-1", "worker-2")
 # Offsets from the base port. Grouped by hundreds so a port tells what it is.
 _OFFSETS = {
     "web": 80,
+    "https": 443,
     "redis": 100,
     "sentinel": 200,
     "etcd-client": 301,
     "etcd-peer": 302,
     "stats": 404,
+    "haproxy-metrics": 405,
     "pg-rw": 500,
     "pg-ro": 501,
     "postgres": 510,
@@ -42,6 +44,9 @@ _OFFSETS = {
     "login": 620,
     "worker-metrics": 630,
     "backup-metrics": 640,
+    # The web apps' metrics (each instance serves them on a port of its own, never on the
+    # port HAProxy's web front routes to): 651, 652, ... in app_instances order.
+    "app-metrics": 650,
     "prometheus": 909,
     "redis-exporter": 920,
     "sentinel-exporter": 921,
@@ -100,6 +105,11 @@ class Layout:
     def sentinel_addrs(self) -> list[str]:
         return [self.addr(self.sentinel_port(s)) for s in SENTINELS]
 
+    def app_metrics_port(self, program: str) -> int:
+        """Where the app instance `program` (e.g. "vote-1") serves its Prometheus metrics."""
+        names = [name for name, _, _ in self.app_instances]
+        return self.base_port + _OFFSETS["app-metrics"] + names.index(program) + 1
+
     @property
     def app_instances(self) -> list[tuple[str, str, int]]:
         """(program name, app name, port) of every gunicorn instance."""
@@ -115,7 +125,9 @@ class Layout:
             self.port(k): k
             for k in (
                 "web",
+                "https",
                 "stats",
+                "haproxy-metrics",
                 "pg-rw",
                 "pg-ro",
                 "etcd-client",
@@ -134,8 +146,9 @@ class Layout:
             ports[self.pg_port(member)] = f"{member} (postgres)"
             ports[self.api_port(member)] = f"{member} (REST API)"
             ports[self.port("postgres-exporter", member)] = f"postgres-exporter-{_index(member)}"
-        for program, _, port in self.app_instances:
+        for number, (program, _, port) in enumerate(self.app_instances, start=1):
             ports[port] = program
+            ports[self.base_port + _OFFSETS["app-metrics"] + number] = f"{program} (metrics)"
         for worker in WORKERS:
             ports[self.port("worker-metrics", worker)] = worker
         return ports
@@ -145,8 +158,9 @@ class Layout:
         return self.state_dir.joinpath(*parts)
 
     @property
-    def secrets_file(self) -> Path:
-        return self.path("secrets.env")
+    def secrets_dir(self) -> Path:
+        """Every password and the TLS certificate, one file each (ops/secrets.py)."""
+        return self.path("secrets")
 
     @property
     def supervisor_conf(self) -> Path:
@@ -168,11 +182,12 @@ class Layout:
 
     # urls ----------------------------------------------------------------------------------
     def urls(self) -> dict[str, str]:
+        web = f"https://{HOST}:{self.port('https')}"
         return {
-            "web": f"http://{HOST}:{self.port('web')}/",
-            "results": f"http://{HOST}:{self.port('web')}/result",
-            "login": f"http://{HOST}:{self.port('web')}/login",
-            "stats": f"http://{HOST}:{self.port('stats')}/",
+            "web": f"{web}/",
+            "results": f"{web}/result",
+            "login": f"{web}/login",
+            "stats": f"https://{HOST}:{self.port('stats')}/",
             "prometheus": f"http://{HOST}:{self.port('prometheus')}/",
         }
 

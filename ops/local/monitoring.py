@@ -16,7 +16,7 @@ def prometheus_targets(layout: Layout) -> dict[str, list[dict]]:
         return [{"targets": [layout.addr(p) for p in ports]}]
 
     apps = {
-        app: [port for _, a, port in layout.app_instances if a == app]
+        app: [layout.app_metrics_port(p) for p, a, _ in layout.app_instances if a == app]
         for app in ("vote", "result", "login")
     }
     return {
@@ -25,7 +25,7 @@ def prometheus_targets(layout: Layout) -> dict[str, list[dict]]:
         "worker": plain([layout.port("worker-metrics", w) for w in WORKERS]),
         "backup": plain([layout.port("backup-metrics")]),
         "patroni": plain([layout.api_port(m) for m in PATRONI_MEMBERS]),
-        "haproxy": plain([layout.port("stats")]),
+        "haproxy": plain([layout.port("haproxy-metrics")]),
         "etcd": plain([layout.port("etcd-client")]),
         "postgres": plain([layout.port("postgres-exporter", m) for m in PATRONI_MEMBERS]),
         "redis": [

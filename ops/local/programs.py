@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops import secrets
 from ops.deployment import REPO
 from ops.local.deployment import app_env
-from ops.local.host import PG_USER, pg_bindir, runs_as_root
+from ops.local.host import pg_bindir
 from ops.local.layout import (
     HOST,
     PATRONI_MEMBERS,
@@ -33,7 +35,6 @@ class Program:
     command: list[str]
     priority: int
     env: dict[str, str] = field(default_factory=dict)
-    user: str | None = None
     autostart: bool = True
     autorestart: bool = True
     stopwaitsecs: int = 10
@@ -61,8 +62,6 @@ class Program:
         ]
         if env:
             lines.append(f"environment={env}")
-        if self.user:
-            lines.append(f"user={self.user}")
         return "\n".join(lines) + "\n"
 
 
@@ -140,9 +139,8 @@ def redis_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                     "REDIS_DIR": str(layout.path("redis", node)),
                     "REDIS_BIND": HOST,
                     "REDIS_ANNOUNCE_IP": HOST,
-                    "REDIS_PASSWORD": creds["REDIS_PASSWORD"],
+                    "REDIS_SECRETS_DIR": str(layout.secrets_dir),
                     "REDIS_SENTINELS": ",".join(layout.sentinel_addrs),
-                    "SENTINEL_PASSWORD": creds["SENTINEL_PASSWORD"],
                     "REDIS_MASTER_NAME": layout.master_name,
                     "REDIS_INITIAL_MASTER": initial_master,
                 },
@@ -172,12 +170,11 @@ def sentinel_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                     "SENTINEL_BIND": HOST,
                     "SENTINEL_DIR": str(out.parent),
                     "SENTINEL_ANNOUNCE_IP": HOST,
-                    "SENTINEL_PASSWORD": creds["SENTINEL_PASSWORD"],
+                    "SENTINEL_SECRETS_DIR": str(layout.secrets_dir),
                     "REDIS_MASTER_NAME": layout.master_name,
                     "REDIS_MASTER_HOST": master_host,
                     "REDIS_MASTER_PORT": master_port,
                     "SENTINEL_QUORUM": "2",
-                    "REDIS_PASSWORD": creds["REDIS_PASSWORD"],
                     "SENTINEL_DOWN_AFTER_MS": str(SENTINEL_DOWN_AFTER_MS),
                     "SENTINEL_FAILOVER_TIMEOUT_MS": str(SENTINEL_FAILOVER_TIMEOUT_MS),
                 },
@@ -194,34 +191,35 @@ def patroni_env(layout: Layout, creds: dict[str, str], member: str) -> dict[str,
         "PATRONI_RESTAPI_LISTEN": api,
         "PATRONI_RESTAPI_CONNECT_ADDRESS": api,
         "PATRONI_RESTAPI_USERNAME": "patroni",
-        "PATRONI_RESTAPI_PASSWORD": creds["PATRONI_RESTAPI_PASSWORD"],
+        "PATRONI_RESTAPI_PASSWORD": creds["patroni-restapi"],
         "PATRONI_ETCD3_HOSTS": layout.addr(layout.port("etcd-client")),
+        "PATRONI_ETCD3_USERNAME": "patroni",
+        "PATRONI_ETCD3_PASSWORD": creds["etcd-patroni"],
         "PATRONI_POSTGRESQL_LISTEN": pg,
         "PATRONI_POSTGRESQL_CONNECT_ADDRESS": pg,
         "PATRONI_POSTGRESQL_DATA_DIR": str(layout.pg_data(member)),
         "PATRONI_POSTGRESQL_BIN_DIR": str(pg_bindir()),
         "PATRONI_POSTGRESQL_PGPASS": str(layout.path("pg", f".pgpass-{member}")),
         "PATRONI_SUPERUSER_USERNAME": "postgres",
-        "PATRONI_SUPERUSER_PASSWORD": creds["PG_SUPERUSER_PASSWORD"],
+        "PATRONI_SUPERUSER_PASSWORD": creds["pg-superuser"],
         "PATRONI_REPLICATION_USERNAME": "replicator",
-        "PATRONI_REPLICATION_PASSWORD": creds["PG_REPLICATION_PASSWORD"],
+        "PATRONI_REPLICATION_PASSWORD": creds["pg-replication"],
         "PATRONI_REWIND_USERNAME": "rewind",
-        "PATRONI_REWIND_PASSWORD": creds["PG_REWIND_PASSWORD"],
+        "PATRONI_REWIND_PASSWORD": creds["pg-rewind"],
         "HOME": str(layout.path("pg")),
     }
 
 
 def patroni_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
-    user = PG_USER if runs_as_root() else None
-    env_user = {"USER": PG_USER, "LOGNAME": PG_USER} if user else {}
     return [
         Program(
             member,
             [venv_bin("patroni"), str(REPO / "patroni" / "patroni.yml")],
             priority=40,
-            user=user,
+            # Started by `votectl up` once etcd's authentication is on (ops/etcd_auth.py).
+            autostart=False,
             stopwaitsecs=40,
-            env={**patroni_env(layout, creds, member), **env_user},
+            env=patroni_env(layout, creds, member),
         )
         for member in PATRONI_MEMBERS
     ]
@@ -231,11 +229,18 @@ def haproxy_env(layout: Layout, creds: dict[str, str]) -> dict[str, str]:
     env = {
         "HAPROXY_ADMIN_SOCKET": str(layout.haproxy_socket),
         "HAPROXY_WEB_BIND": layout.addr(layout.port("web")),
+        "HAPROXY_HTTPS_BIND": layout.addr(layout.port("https")),
+        "HAPROXY_HTTPS_PORT": str(layout.port("https")),
+        "HAPROXY_TLS_CERT": str(layout.secrets_dir / secrets.TLS_PEM),
         "HAPROXY_STATS_BIND": layout.addr(layout.port("stats")),
+        "HAPROXY_METRICS_BIND": layout.addr(layout.port("haproxy-metrics")),
         "HAPROXY_PG_RW_BIND": layout.addr(layout.port("pg-rw")),
         "HAPROXY_PG_RO_BIND": layout.addr(layout.port("pg-ro")),
         "HAPROXY_STATS_USER": "admin",
-        "HAPROXY_STATS_PASSWORD": creds["HAPROXY_STATS_PASSWORD"],
+        "HAPROXY_STATS_PASSWORD": creds["haproxy-stats"],
+        # The local stack's front listens on loopback only, where its own drills and
+        # benchmarks run: they are exempt from the per-client limits (127.0.0.2 is not).
+        "HAPROXY_LIMITS_EXEMPT": f"{HOST}/32",
     }
     for program, app, port in layout.app_instances:
         env[f"{app.upper()}{program.rsplit('-', 1)[1]}_ADDR"] = layout.addr(port)
@@ -254,9 +259,8 @@ def haproxy_program(layout: Layout, creds: dict[str, str]) -> Program:
     )
 
 
-def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
+def app_programs(layout: Layout) -> list[Program]:
     """Two gunicorn instances per app and the workers; started after the schema exists."""
-    base = app_env(layout, creds)
     programs = [
         Program(
             program,
@@ -265,9 +269,10 @@ def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
             autostart=False,
             stopwaitsecs=15,
             env={
-                **base,
+                **app_env(layout, app),
                 "GUNICORN_BIND": layout.addr(port),
                 "GUNICORN_WORKERS": "2",
+                "METRICS_BIND": layout.addr(layout.app_metrics_port(program)),
                 "PROMETHEUS_MULTIPROC_DIR": str(layout.path("run", "prom", program)),
             },
         )
@@ -281,8 +286,7 @@ def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
             autostart=False,
             stopwaitsecs=15,
             env={
-                # The worker signs no sessions: it does not get the web secret.
-                **{k: v for k, v in base.items() if k != "SECRET_KEY"},
+                **app_env(layout, "worker"),
                 "WORKER_NAME": worker,
                 "WORKER_METRICS_PORT": str(layout.port("worker-metrics", worker)),
             },
@@ -315,9 +319,34 @@ def app_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     return programs
 
 
+def _exporter_targets(layout: Layout) -> dict[str, tuple[list[str], str]]:
+    who = secrets.IDENTITIES["exporter"]
+    nodes = [layout.addr(layout.redis_port(n)) for n in REDIS_NODES]
+    return {
+        "redis": (nodes, who.redis_secret),
+        "sentinel": (layout.sentinel_addrs, who.sentinel_secret),
+    }
+
+
+def exporter_password_file(layout: Layout, kind: str) -> Path:
+    """The password file of the `kind` ("redis" or "sentinel") exporter."""
+    return layout.path("run", f"{kind}-exporter-passwords.json")
+
+
+def write_exporter_passwords(layout: Layout, creds: dict[str, str]) -> None:
+    """A password for each node (or Sentinel) an exporter may scrape, and no other: a caller
+    naming another target in ?target= gets no password sent there."""
+    for kind, (addrs, secret) in _exporter_targets(layout).items():
+        passwords = {f"redis://{addr}": creds[secret] for addr in addrs}
+        exporter_password_file(layout, kind).write_text(json.dumps(passwords))
+
+
 def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     """Prometheus and the exporters (Debian's binaries; see docs/OPERATIONS-monitoring.md)."""
     prom_dir = layout.path("prometheus")
+    redis_passwords = exporter_password_file(layout, "redis")
+    sentinel_passwords = exporter_password_file(layout, "sentinel")
+    monitor = secrets.IDENTITIES["exporter"]
     progs = [
         Program(
             "prometheus",
@@ -330,18 +359,23 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
             ],
             priority=60,
         ),
-        # Multi-target exporters: Prometheus names each Redis node / Sentinel in ?target=.
+        # Multi-target exporters: Prometheus names each Redis node / Sentinel in ?target=;
+        # passwords only for the targets in their files (exporter_passwords).
         Program(
             "redis-exporter",
             [
                 "prometheus-redis-exporter",
                 "-web.listen-address",
                 layout.addr(layout.port("redis-exporter")),
+                "-redis.user",
+                secrets.IDENTITIES["exporter"].redis_user,
+                "-redis.password-file",
+                str(redis_passwords),
                 "-check-single-streams",
                 "votes",
             ],
             priority=60,
-            env={"REDIS_ADDR": "", "REDIS_PASSWORD": creds["REDIS_PASSWORD"]},
+            env={"REDIS_ADDR": ""},
         ),
         Program(
             "sentinel-exporter",
@@ -349,9 +383,13 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 "prometheus-redis-exporter",
                 "-web.listen-address",
                 layout.addr(layout.port("sentinel-exporter")),
+                "-redis.user",
+                secrets.IDENTITIES["exporter"].sentinel_user,
+                "-redis.password-file",
+                str(sentinel_passwords),
             ],
             priority=60,
-            env={"REDIS_ADDR": "", "REDIS_PASSWORD": creds["SENTINEL_PASSWORD"]},
+            env={"REDIS_ADDR": ""},
         ),
     ]
     for i, member in enumerate(PATRONI_MEMBERS, start=1):
@@ -366,8 +404,8 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 env={
                     "DATA_SOURCE_URI": layout.addr(layout.pg_port(member))
                     + "/postgres?sslmode=disable",
-                    "DATA_SOURCE_USER": "postgres",
-                    "DATA_SOURCE_PASS": creds["PG_SUPERUSER_PASSWORD"],
+                    "DATA_SOURCE_USER": monitor.pg_role,
+                    "DATA_SOURCE_PASS_FILE": str(layout.secrets_dir / monitor.pg_secret),
                 },
             )
         )
@@ -383,5 +421,5 @@ def programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
         *patroni_programs(layout, creds),
         haproxy_program(layout, creds),
         *monitoring_programs(layout, creds),
-        *app_programs(layout, creds),
+        *app_programs(layout),
     ]

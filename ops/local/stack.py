@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -16,14 +15,14 @@ from pathlib import Path
 import psutil
 
 from core.migrate import upgrade
-from ops.db import ensure_role_and_database
+from ops import etcd_auth
+from ops.db import grant, provision
 from ops.deployment import REPO
-from ops.local import credentials, health, monitoring
-from ops.local.deployment import app_env, local_deployment, superuser_url
-from ops.local.host import PG_USER, runs_as_root
+from ops.local import health, monitoring
+from ops.local.deployment import local_deployment, stack_secrets, superuser_url
+from ops.local.host import chown_tree, run_user
 from ops.local.layout import (
     APP_DB,
-    APP_ROLE,
     PATRONI_MEMBERS,
     REDIS_NODES,
     SENTINELS,
@@ -31,8 +30,9 @@ from ops.local.layout import (
     Layout,
     venv_bin,
 )
-from ops.local.programs import Program, programs
+from ops.local.programs import Program, programs, write_exporter_passwords
 from ops.local.supervisor import Supervisor, SupervisorError, supervisord_conf
+from ops.secrets import IDENTITIES
 
 logger = logging.getLogger(__name__)
 
@@ -61,26 +61,10 @@ def check_ports_free(layout: Layout) -> None:
             )
 
 
-def _pg_owner() -> tuple[int, int] | None:
-    if not runs_as_root():
-        return None
-    try:
-        entry = pwd.getpwnam(PG_USER)
-    except KeyError:
-        raise StackError(
-            "running as root needs a 'postgres' user to run PostgreSQL "
-            "(install postgresql-15: ./dev bootstrap)"
-        ) from None
-    return entry.pw_uid, entry.pw_gid
-
-
 def prepare_dirs(layout: Layout) -> None:
-    """Create the state tree; Postgres's part belongs to the postgres user when we are root."""
+    """Create the state tree (made private by make_private once everything is written)."""
     layout.state_dir.mkdir(parents=True, exist_ok=True)
-    # Others may traverse (the postgres user must reach pg/), but every file with a secret
-    # in it is 0600.
-    layout.state_dir.chmod(0o755)
-    for sub in ("logs", "run", "etcd", "prometheus"):
+    for sub in ("logs", "run", "etcd", "prometheus", "pg"):
         layout.path(sub).mkdir(exist_ok=True)
     for node in REDIS_NODES:
         layout.path("redis", node).mkdir(parents=True, exist_ok=True)
@@ -91,51 +75,65 @@ def prepare_dirs(layout: Layout) -> None:
     for program, _, _ in layout.app_instances:
         (prom / program).mkdir(parents=True)
     monitoring.prepare(layout)
-    pg = layout.path("pg")
-    pg.mkdir(exist_ok=True)
-    pg.chmod(0o700)
-    owner = _pg_owner()
-    if owner:
-        for path in [pg, *pg.iterdir()]:
-            os.chown(path, *owner)
-        _check_postgres_can_run(layout)
+    # supervisord opens its own log before it applies its umask: make it private first.
+    layout.log("supervisord").touch()
 
 
-def _check_postgres_can_run(layout: Layout) -> None:
-    """The postgres user runs Patroni from our venv: make sure it can reach everything."""
+def make_private(layout: Layout) -> None:
+    """Everything under the state dir belongs to the user the stack runs as, and to nobody
+    else: directories 0700, files 0600 (passwords, data files with session ids, sockets)."""
+    for root, _dirs, files in os.walk(layout.state_dir):
+        os.chmod(root, 0o700)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+    user = run_user()
+    if user:
+        chown_tree(layout.state_dir, user)
+        _check_run_user(layout, user.pw_name)
+
+
+def _check_run_user(layout: Layout, user: str) -> None:
+    """The run user starts Patroni and the apps from our venv: make sure it can."""
     probe = [
         venv_bin("python"),
         "-c",
-        "import sys, patroni; open(sys.argv[1]).close(); import os; "
+        "import sys, patroni, app; open(sys.argv[1]).close(); import os; "
         "assert os.access(sys.argv[2], os.W_OK)",
         str(REPO / "patroni" / "patroni.yml"),
         str(layout.path("pg")),
     ]
-    result = subprocess.run(
-        ["runuser", "-u", PG_USER, "--", *probe], capture_output=True, text=True
-    )
+    result = subprocess.run(["runuser", "-u", user, "--", *probe], capture_output=True, text=True)
     if result.returncode != 0:
         raise StackError(
-            f"the postgres user cannot run Patroni from {Path(venv_bin('python')).parent} or "
-            f"write {layout.path('pg')} (a parent directory such as /root is private): clone "
+            f"the user {user} cannot run the stack from {Path(venv_bin('python')).parent} or "
+            f"write {layout.state_dir} (a parent directory such as /root is private): clone "
             "the project and set VOTECTL_STATE_DIR somewhere world-traversable, e.g. /opt or /srv"
         )
 
 
 def write_config(layout: Layout, creds: dict[str, str]) -> list[Program]:
     progs = programs(layout, creds)
+    write_exporter_passwords(layout, creds)
+    user = run_user()
     fd = os.open(layout.supervisor_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(supervisord_conf(layout, progs))
+        handle.write(supervisord_conf(layout, progs, user.pw_name if user else None))
     return progs
 
 
+def role_passwords(creds: dict[str, str]) -> dict[str, str]:
+    """Each Postgres role's password, from the stack's secrets."""
+    return {who.pg_role: creds[who.pg_secret] for who in IDENTITIES.values()}
+
+
 def provision_database(layout: Layout, creds: dict[str, str]) -> None:
-    """The app role and database (superuser), then the schema migrations (app role)."""
-    ensure_role_and_database(
-        superuser_url(layout, creds), APP_ROLE, creds["APP_DB_PASSWORD"], APP_DB
-    )
-    upgrade(app_env(layout, creds)["DATABASE_URL"])
+    """Roles and database (superuser), schema migrations and grants (the owner)."""
+    provision(superuser_url(layout, creds), role_passwords(creds), APP_DB)
+    owner = local_deployment(layout, creds).database_url
+    upgrade(owner)
+    grant(owner)
 
 
 def app_program_names(layout: Layout) -> list[str]:
@@ -151,35 +149,43 @@ def up(
     progress: Callable[[str], None] = print,
 ) -> subprocess.Popen | None:
     """Bring the stack up (or complete a partly running one) and wait until it is healthy."""
-    creds = credentials.load_or_create(layout.secrets_file)
+    creds = stack_secrets(layout)
     supervisor = Supervisor(layout)
     proc = None
     if supervisor.is_running():
         progress(f"stack already running in {layout.state_dir}; starting anything stopped")
-        for name, info in supervisor.processes().items():
-            if info["statename"] != "RUNNING" and (apps or name not in app_program_names(layout)):
-                supervisor.start(name)
     else:
         check_ports_free(layout)
         prepare_dirs(layout)
         write_config(layout, creds)
+        make_private(layout)
         progress(f"starting supervisord ({layout.supervisor_conf})")
         proc = supervisor.launch(foreground=foreground)
     target = local_deployment(layout, creds)
-    health.wait_healthy(layout, health.infra_checks(layout, target), timeout, progress)
+    etcd, *infra = health.infra_checks(layout, target)
+    health.wait_healthy(layout, [etcd], timeout, progress)
+    endpoint = f"http://{layout.addr(layout.port('etcd-client'))}"
+    if etcd_auth.enable(endpoint, creds["etcd-root"], creds["etcd-patroni"]):
+        progress("etcd authentication enabled (user patroni: /service/ only)")
+    for name, info in supervisor.processes().items():
+        if info["statename"] != "RUNNING" and name not in app_program_names(layout):
+            supervisor.start(name, wait=False)
+    health.wait_healthy(layout, infra, timeout, progress)
     if apps:
         provision_database(layout, creds)
-        progress("schema migrated")
+        progress("schema migrated; roles granted")
         for name in app_program_names(layout):
             supervisor.start(name, wait=False)
-        health.wait_healthy(layout, health.app_checks(layout, supervisor), timeout, progress)
+        health.wait_healthy(
+            layout, health.app_checks(layout, supervisor, target), timeout, progress
+        )
     return proc
 
 
 def _stop_order(layout: Layout) -> list[list[str]]:
     """Groups of programs stopped together: the reverse of their start order (supervisord's
     priorities), so dependants stop before what they depend on."""
-    creds = credentials.load_or_create(layout.secrets_file)
+    creds = stack_secrets(layout)
     groups: dict[int, list[str]] = {}
     for program in programs(layout, creds):
         groups.setdefault(program.priority, []).append(program.name)

@@ -216,21 +216,46 @@ def test_account_shows_the_newer_of_session_and_postgres(make_app, client, db):
     assert "Dogs" in page and "being counted" not in page
 
 
-def test_login_is_rate_limited_per_account(make_app, login_app):
+def test_failed_logins_are_limited_per_account_and_address_not_for_the_user(make_app, login_app):
     register(login_app.test_client(), "judy")
     other_instance = make_app("login", LOGIN_RATE_LIMIT="3 per minute")
     first_instance = make_app("login", LOGIN_RATE_LIMIT="3 per minute")
     codes = [
-        log_in(app.test_client(), "judy", "wrong password", ip=f"10.1.0.{i}").status_code
-        for i, app in enumerate([first_instance, other_instance, first_instance, other_instance])
+        log_in(app.test_client(), "judy", "wrong password", ip="10.1.0.1").status_code
+        for app in [first_instance, other_instance, first_instance, other_instance]
     ]
 
     assert codes == [401, 401, 401, 429]
-    limited = log_in(first_instance.test_client(), "judy", PASSWORD, ip="10.1.0.9")
+    limited = log_in(first_instance.test_client(), "judy", PASSWORD, ip="10.1.0.1")
     assert limited.status_code == 429
-    assert "Too many login attempts" in limited.get_data(as_text=True)
-    # Another account is not affected.
+    assert "Too many failed logins" in limited.get_data(as_text=True)
+    # The attacker's failures do not lock the user out from anywhere else.
+    assert log_in(first_instance.test_client(), "judy", ip="10.1.0.9").status_code == 303
+    # Another account is not affected either.
     assert log_in(first_instance.test_client(), "mallory", ip="10.1.0.10").status_code == 401
+
+
+def test_successful_logins_never_count(make_app, login_app):
+    register(login_app.test_client(), "kate")
+    app = make_app("login", LOGIN_RATE_LIMIT="2 per minute")
+    codes = [log_in(app.test_client(), "kate", ip="10.3.0.1").status_code for _ in range(5)]
+    assert codes == [303] * 5
+
+
+def test_registrations_are_limited_per_address(make_app):
+    app = make_app("login", REGISTER_RATE_LIMIT="2 per hour")
+    codes = []
+    for i in range(3):
+        client = app.test_client()
+        token = csrf_from_page(client.get("/register").get_data(as_text=True))
+        codes.append(
+            client.post(
+                "/register",
+                data={"username": f"new{i}", "password": PASSWORD, "csrf_token": token},
+                headers={"X-Forwarded-For": "10.4.0.1"},
+            ).status_code
+        )
+    assert codes == [303, 303, 429]
 
 
 def test_login_is_rate_limited_per_client_address(make_app):
@@ -248,7 +273,7 @@ def test_login_is_rate_limited_per_client_address(make_app):
     )
     assert limited.status_code == 429
     assert limited.get_json() == {
-        "error": "Too many login attempts. Please wait a minute and try again."
+        "error": "Too many failed logins. Please wait a minute and try again."
     }
 
 

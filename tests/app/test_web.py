@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import create_app
+from app import create_app, metrics
 from app.errors import UNAVAILABLE
 from app.sessions import COOKIE_NAME
 from core.stream import STREAM
@@ -146,15 +146,16 @@ def test_a_tampered_session_cookie_gets_a_fresh_anonymous_session(client, master
     assert master.xlen(STREAM) == 0
 
 
-def test_metrics_count_http_requests_and_votes(client):
+def test_metrics_count_http_requests_and_votes(vote_app, client):
     token = api_token(client)
     client.post("/api/votes", json={"option": "cats"}, headers={"X-CSRFToken": token})
     client.post("/api/votes", json={"option": "fish"}, headers={"X-CSRFToken": token})
     client.post("/api/votes", json={"option": "cats"})
     client.get("/healthz")
 
-    text = client.get("/metrics").get_data(as_text=True)
+    text = metrics.exposition(vote_app).decode()
 
+    assert client.get("/metrics").status_code == 404  # never on the app's own port
     assert 'vote_submissions_total{outcome="accepted",reason="ok"} 1.0' in text
     assert 'vote_submissions_total{outcome="rejected",reason="unknown_option"} 1.0' in text
     assert 'vote_submissions_total{outcome="rejected",reason="csrf"} 1.0' in text
@@ -197,10 +198,11 @@ def test_a_config_error_is_one_line_not_a_traceback(command):
 
 
 def test_gunicorn_serves_the_app_with_shared_metrics(app_env, clean_data, tmp_path):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = _env(
         **app_env,
         GUNICORN_BIND=f"127.0.0.1:{port}",
+        METRICS_BIND=f"127.0.0.1:{metrics_port}",
         GUNICORN_WORKERS="2",
         GUNICORN_ACCESS_LOG="true",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
@@ -228,8 +230,9 @@ def test_gunicorn_serves_the_app_with_shared_metrics(app_env, clean_data, tmp_pa
             assert response.status_code == 202
         # Whichever worker answers the scrape reports the votes of both.
         for _ in range(4):
-            text = requests.get(f"{base}/metrics", timeout=5).text
+            text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
             assert 'vote_submissions_total{outcome="accepted",reason="ok"} 3.0' in text
+        assert requests.get(f"{base}/metrics", timeout=5).status_code == 404
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)

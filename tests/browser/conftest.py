@@ -73,7 +73,8 @@ def new_visitor(
     contexts: list[BrowserContext] = []
 
     def make() -> Page:
-        context = browser.new_context(base_url=stack.urls["web"])
+        # Over HTTPS, like every visitor; the stack's certificate is self-signed.
+        context = browser.new_context(base_url=stack.urls["web"], ignore_https_errors=True)
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

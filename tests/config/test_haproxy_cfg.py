@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ops import secrets
 from tests.config.conftest import REPO, require_tool, service_env
 
 CFG = REPO / "haproxy" / "haproxy.cfg"
@@ -31,11 +32,23 @@ def haproxy_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def tls_pem(tmp_path: Path) -> Path:
+    """A self-signed certificate and key, as `votectl secrets init` makes them."""
+    folder = tmp_path / "secrets"
+    secrets.ensure(folder)
+    return folder / secrets.TLS_PEM
+
+
 def loopback_env(tmp_path: Path) -> dict[str, str]:
     """Addresses like the local stack's: everything on 127.0.0.1, one port per member."""
     env = {
         "HAPROXY_ADMIN_SOCKET": str(tmp_path / "haproxy.sock"),
         "HAPROXY_WEB_BIND": "127.0.0.1:17080",
+        "HAPROXY_HTTPS_BIND": "127.0.0.1:17443",
+        "HAPROXY_HTTPS_PORT": "17443",
+        "HAPROXY_TLS_CERT": str(tls_pem(tmp_path)),
+        "HAPROXY_METRICS_BIND": "127.0.0.1:17405",
+        "HAPROXY_LIMITS_EXEMPT": "127.0.0.1/32",
         "HAPROXY_STATS_BIND": "127.0.0.1:17404",
         "HAPROXY_PG_RW_BIND": "127.0.0.1:17500",
         "HAPROXY_PG_RO_BIND": "127.0.0.1:17501",
@@ -59,8 +72,11 @@ def test_stack_sets_every_variable_the_config_reads() -> None:
     assert referenced_vars() <= set(service_env("docker-stack.yml", "haproxy"))
 
 
-def test_valid_with_the_compose_environment() -> None:
-    result = haproxy_check(service_env("docker-compose.yml", "haproxy"))
+def test_valid_with_the_compose_environment(tmp_path: Path) -> None:
+    env = service_env("docker-compose.yml", "haproxy")
+    # The certificate is a Docker secret there; any valid one will do for the check.
+    env["HAPROXY_TLS_CERT"] = str(tls_pem(tmp_path))
+    result = haproxy_check(env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -63,21 +63,28 @@ class ComposeProject:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.published = Published(
-            web=BASE_PORT + 880, stats=BASE_PORT + 884, pg_rw=BASE_PORT + 885
+            https=BASE_PORT + 883, stats=BASE_PORT + 884, pg_rw=BASE_PORT + 885
         )
+        net = f"172.28.{BASE_PORT // 1000 % 200}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
-            "WEB_PORT": f"127.0.0.1:{self.published.web}",
+            "WEB_PORT": f"127.0.0.1:{BASE_PORT + 880}",
+            "HTTPS_ADDR": "127.0.0.1",
+            "HTTPS_PORT": str(self.published.https),
             "STATS_PORT": f"127.0.0.1:{self.published.stats}",
             "PG_RW_PORT": f"127.0.0.1:{self.published.pg_rw}",
             "PG_RO_PORT": f"127.0.0.1:{BASE_PORT + 886}",
             "PROMETHEUS_PORT": f"127.0.0.1:{BASE_PORT + 889}",
-            "HA_VOTE_NET": f"172.28.{BASE_PORT // 1000 % 200}",
+            "HA_VOTE_NET": net,
+            # The drills' voters all come from the host (the network's gateway, as HAProxy
+            # sees them): exempt from the per-client POST limit meant for scripts.
+            "HAPROXY_LIMITS_EXEMPT": f"{net}.1/32",
             # Faster than compose's default 5000 so the drills fit the suite's budget.
             "SENTINEL_DOWN_AFTER_MS": "2000",
         }
         self.view = ComposeView(engine, PROJECT, self.published)
-        self.web = f"http://127.0.0.1:{self.published.web}"
+        self.web = f"https://127.0.0.1:{self.published.https}"
+        self.http = f"http://127.0.0.1:{BASE_PORT + 880}"
 
     def run(self, *args: str, timeout: float = 300, check: bool = True):
         cmd = [*compose_command(), "-p", PROJECT, "-f", str(REPO / "docker-compose.yml"), *args]

@@ -21,33 +21,40 @@ def test_the_project_comes_up_whole_from_nothing(compose, figures):
 
 
 def test_pages_and_the_stats_page_answer_on_the_published_ports(compose):
+    ca = compose.view.ca_file()
     for path in ("/", "/result", "/login", "/register"):
-        assert requests.get(compose.web + path, timeout=TIMEOUT).status_code == 200, path
-    stats = f"http://127.0.0.1:{compose.published.stats}/"
-    assert requests.get(stats, timeout=TIMEOUT).status_code == 401
+        page = requests.get(compose.web + path, timeout=TIMEOUT, verify=ca)
+        assert page.status_code == 200, path
+        assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+        plain = requests.get(compose.http + path, timeout=TIMEOUT, allow_redirects=False)
+        assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
+    stats = f"https://127.0.0.1:{compose.published.stats}/"
+    assert requests.get(stats, timeout=TIMEOUT, verify=ca).status_code == 401
     password = compose.view.secret("haproxy-stats")
-    page = requests.get(stats, auth=("admin", password), timeout=TIMEOUT)
+    page = requests.get(stats, auth=("admin", password), timeout=TIMEOUT, verify=ca)
     assert page.status_code == 200 and "vote1" in page.text
 
 
-def _count(web: str, option: str) -> int:
-    body = requests.get(f"{web}/api/results", timeout=TIMEOUT).json()
+def _count(web: str, option: str, ca: str) -> int:
+    body = requests.get(f"{web}/api/results", timeout=TIMEOUT, verify=ca).json()
     return next(o["count"] for o in body["options"] if o["key"] == option)
 
 
 def test_a_vote_through_haproxy_shows_in_the_results(compose):
-    option = poll_options(compose.web)[0]
-    before = _count(compose.web, option)
-    reply = Voter(compose.web).vote(option)
+    ca = compose.view.ca_file()
+    option = poll_options(compose.web, ca)[0]
+    before = _count(compose.web, option, ca)
+    reply = Voter(compose.web, verify=ca).vote(option)
     assert reply.status_code == 202, reply.text
-    wait_for(lambda: _count(compose.web, option) == before + 1, "the vote in the results", 30)
+    wait_for(lambda: _count(compose.web, option, ca) == before + 1, "the vote in the results", 30)
 
 
-def _log_in(web: str) -> tuple[dict[str, str], str]:
+def _log_in(web: str, ca: str) -> tuple[dict[str, str], str]:
     """Register an account and log in to it through HAProxy; the session cookie and name."""
     username, password = f"d{time.monotonic_ns()}", "correct horse battery"
     for path in ("/register", "/login"):
         browser = requests.Session()
+        browser.verify = ca
         token = csrf_from_page(browser.get(web + path, timeout=TIMEOUT).text)
         reply = browser.post(
             web + path,
@@ -60,7 +67,7 @@ def _log_in(web: str) -> tuple[dict[str, str], str]:
 
 
 def test_a_session_made_through_haproxy_works_on_every_instance(compose):
-    cookies, username = _log_in(compose.web)
+    cookies, username = _log_in(compose.web, compose.view.ca_file())
     hosts = compose.view.addresses()
     # Each instance directly (not through HAProxy), with the session cookie made above.
     for app in APPS:

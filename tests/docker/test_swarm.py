@@ -21,7 +21,8 @@ from tests.docker.engine import REPO
 
 STACK = "havoteswarm"
 NAMESPACE = f"label=com.docker.stack.namespace={STACK}"
-WEB = f"http://127.0.0.1:{BASE_PORT + 890}"
+WEB = f"https://127.0.0.1:{BASE_PORT + 893}"
+CA = REPO / "test-output" / "swarm-ca.crt"
 
 
 def _unconverged(engine: Engine) -> list[str]:
@@ -39,7 +40,7 @@ def _unconverged(engine: Engine) -> list[str]:
 
 def _web_ready() -> bool:
     try:
-        return requests.get(f"{WEB}/api/results", timeout=3).status_code == 200
+        return requests.get(f"{WEB}/api/results", timeout=3, verify=CA).status_code == 200
     except requests.RequestException as exc:
         raise NotReady(str(exc)) from None
 
@@ -71,9 +72,19 @@ def swarm(engine: Engine, figures: dict) -> Iterator[Engine]:
     engine.run("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
     try:
         engine.run("node", "update", "--label-add", "ha-vote-node=1", "self")
-        env = {**os.environ, "DOCKER": engine.binary}
+        CA.parent.mkdir(exist_ok=True)
+        env = {**os.environ, "DOCKER": engine.binary, "CA_OUT": str(CA)}
         subprocess.run(
-            ["sh", str(REPO / "docker" / "swarm-secrets.sh")],
+            [
+                "sh",
+                str(REPO / "docker" / "swarm-secrets.sh"),
+                "--hostname",
+                "127.0.0.1",
+                "--hostname",
+                "localhost",
+                "--hostname",
+                "haproxy",
+            ],
             env=env,
             check=True,
             capture_output=True,
@@ -85,6 +96,9 @@ def swarm(engine: Engine, figures: dict) -> Iterator[Engine]:
             HA_VOTE_NODE3="1",
             HAPROXY_REPLICAS="1",
             WEB_PORT=str(BASE_PORT + 890),
+            HTTPS_PORT=str(BASE_PORT + 893),
+            # The test's voters, as HAProxy sees them (Docker's bridge gateways).
+            HAPROXY_LIMITS_EXEMPT="172.16.0.0/12",
             STATS_PORT=str(BASE_PORT + 894),
             SENTINEL_DOWN_AFTER_MS="2000",
         )
@@ -118,8 +132,8 @@ def test_the_stack_converges_with_every_service_healthy(swarm):
 
 
 def test_a_vote_works_on_the_swarm(swarm):
-    option = poll_options(WEB)[0]
-    reply = Voter(WEB).vote(option)
+    option = poll_options(WEB, str(CA))[0]
+    reply = Voter(WEB, verify=str(CA)).vote(option)
     assert reply.status_code == 202, reply.text
 
 
@@ -133,7 +147,9 @@ class _Background(threading.Thread):
 
 
 def test_a_rolling_update_of_the_vote_service_fails_no_request(swarm, figures):
-    load = Load(WEB, poll_options(WEB), rate=20, duration=60, voters=100, seed=3)
+    load = Load(
+        WEB, poll_options(WEB, str(CA)), rate=20, duration=60, voters=100, seed=3, verify=str(CA)
+    )
     load.prepare()
     runner = _Background(load)
     runner.start()

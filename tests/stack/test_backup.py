@@ -18,7 +18,7 @@ def app_query(stack, sql: str, *params):
 
 def cast_vote(stack, option: str = "dogs") -> str:
     """Vote through HAProxy as a new voter; return the voter id."""
-    reply = Voter(stack.urls["web"]).vote(option)
+    reply = Voter(stack.urls["web"], verify=stack.verify).vote(option)
     assert reply.status_code == 202, reply.text
     return reply.json()["voter"]
 

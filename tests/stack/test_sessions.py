@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import bindparam, create_engine, text
 
 from ops.local.layout import HOST, WORKERS
-from ops.voter import csrf_from_page
+from ops.voter import Voter, csrf_from_page
+from ops.wait import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -33,48 +34,42 @@ def csrf_from(html: str) -> str:
     return token
 
 
-def get(session: requests.Session, url: str) -> requests.Response:
-    response = session.get(url, timeout=TIMEOUT, allow_redirects=False)
+def browser(stack) -> Voter:
+    """A new browser: its own cookies, trusting the stack's self-signed certificate."""
+    return Voter(stack.urls["web"], verify=stack.verify)
+
+
+def get(session: Voter, url: str) -> requests.Response:
+    response = session.request("GET", url, timeout=TIMEOUT)
     assert response.status_code == 200, f"GET {url}: {response.status_code} {response.text[:200]}"
     return response
 
 
 def poll_options(stack) -> list[str]:
-    return OPTION.findall(requests.get(stack.urls["web"] + "/", timeout=TIMEOUT).text)
+    return OPTION.findall(get(browser(stack), stack.urls["web"] + "/").text)
 
 
 def test_an_anonymous_session_made_by_one_vote_instance_works_on_the_other(stack):
     vote1, vote2 = instances(stack, "vote")
     first, second = poll_options(stack)[:2]
-    browser = requests.Session()
-    token = csrf_from(get(browser, f"{vote1}/").text)
+    one = browser(stack)
+    token = csrf_from(get(one, f"{vote1}/").text)
 
-    voted = browser.post(
-        f"{vote1}/vote",
-        data={"option": first, "csrf_token": token},
-        timeout=TIMEOUT,
-        allow_redirects=False,
-    )
+    voted = one.request("POST", f"{vote1}/vote", data={"option": first, "csrf_token": token})
     assert voted.status_code == 303, voted.text
-    page = get(browser, f"{vote2}/").text
+    page = get(one, f"{vote2}/").text
     assert "is in." in page, "vote-2 did not show the flash vote-1 stored in the session"
     assert CHOSEN.findall(page) == [first]
 
     # vote-1's token, sent to vote-2: the same session, so the same valid token.
-    changed = browser.post(
-        f"{vote2}/api/votes",
-        json={"option": second},
-        headers={"X-CSRFToken": token},
-        timeout=TIMEOUT,
+    changed = one.request(
+        "POST", f"{vote2}/api/votes", json={"option": second}, headers={"X-CSRFToken": token}
     )
     assert changed.status_code == 202, changed.text
-    assert CHOSEN.findall(get(browser, f"{vote1}/").text) == [second]
+    assert CHOSEN.findall(get(one, f"{vote1}/").text) == [second]
 
-    stranger = requests.post(
-        f"{vote2}/api/votes",
-        json={"option": second},
-        headers={"X-CSRFToken": token},
-        timeout=TIMEOUT,
+    stranger = browser(stack).request(
+        "POST", f"{vote2}/api/votes", json={"option": second}, headers={"X-CSRFToken": token}
     )
     assert stranger.status_code == 400, "a CSRF token must only work with its own session"
 
@@ -82,15 +77,12 @@ def test_an_anonymous_session_made_by_one_vote_instance_works_on_the_other(stack
 def test_votes_through_both_vote_instances_belong_to_one_voter(stack):
     vote1, vote2 = instances(stack, "vote")
     first, second = poll_options(stack)[:2]
-    browser = requests.Session()
-    token = get(browser, f"{vote1}/api/csrf").json()["csrf_token"]
+    one = browser(stack)
+    token = get(one, f"{vote1}/api/csrf").json()["csrf_token"]
     vote_ids = []
     for base, option in ((vote1, first), (vote2, second)):
-        response = browser.post(
-            f"{base}/api/votes",
-            json={"option": option},
-            headers={"X-CSRFToken": token},
-            timeout=TIMEOUT,
+        response = one.request(
+            "POST", f"{base}/api/votes", json={"option": option}, headers={"X-CSRFToken": token}
         )
         assert response.status_code == 202, response.text
         vote_ids.append(response.json()["vote_id"])
@@ -100,7 +92,7 @@ def test_votes_through_both_vote_instances_belong_to_one_voter(stack):
     query = text("SELECT vote_id, option FROM votes WHERE vote_id IN :ids").bindparams(
         bindparam("ids", expanding=True)
     )
-    engine = create_engine(stack.env["DATABASE_URL"])
+    engine = create_engine(stack.deployment.database_url)
     try:
         deadline = time.monotonic() + 5
         while True:
@@ -114,48 +106,35 @@ def test_votes_through_both_vote_instances_belong_to_one_voter(stack):
     assert [(row.vote_id, row.option) for row in rows] == [(vote_ids[1], second)]
 
 
-def log_in_through_haproxy(stack) -> tuple[requests.Session, str]:
+def log_in_through_haproxy(stack) -> tuple[Voter, str]:
     """Register an account in one browser, then log in to it from another; return the latter."""
-    web = stack.urls["web"]
     username = f"s{secrets.token_hex(6)}"
-    registrar = requests.Session()
+    registrar = browser(stack)
     form = {"username": username, "password": PASSWORD}
-    token = csrf_from(get(registrar, f"{web}/register").text)
-    created = registrar.post(
-        f"{web}/register",
-        data={**form, "csrf_token": token},
-        timeout=TIMEOUT,
-        allow_redirects=False,
-    )
+    token = csrf_from(get(registrar, "/register").text)
+    created = registrar.request("POST", "/register", data={**form, "csrf_token": token})
     assert created.status_code == 303, created.text
 
-    browser = requests.Session()
-    token = csrf_from(get(browser, f"{web}/login").text)
-    logged_in = browser.post(
-        f"{web}/login",
-        data={**form, "csrf_token": token},
-        timeout=TIMEOUT,
-        allow_redirects=False,
-    )
+    user = browser(stack)
+    token = csrf_from(get(user, "/login").text)
+    logged_in = user.request("POST", "/login", data={**form, "csrf_token": token})
     assert logged_in.status_code == 303, logged_in.text
-    return browser, username
+    return user, username
 
 
 def test_a_login_through_haproxy_is_honoured_by_every_app_instance(stack):
-    browser, username = log_in_through_haproxy(stack)
+    user, username = log_in_through_haproxy(stack)
     nav = f"Account ({username})"
 
     for base in instances(stack, "login"):
-        account = get(browser, f"{base}/account").text
+        account = get(user, f"{base}/account").text
         assert f'<dd class="username">{username}</dd>' in account, base
     for base in instances(stack, "vote"):
-        assert nav in get(browser, f"{base}/").text, base
+        assert nav in get(user, f"{base}/").text, base
     for base in instances(stack, "result"):
-        assert nav in get(browser, f"{base}/result").text, base
+        assert nav in get(user, f"{base}/result").text, base
 
-    anonymous = requests.get(
-        f"{instances(stack, 'login')[0]}/account", timeout=TIMEOUT, allow_redirects=False
-    )
+    anonymous = browser(stack).request("GET", f"{instances(stack, 'login')[0]}/account")
     assert anonymous.status_code == 303
     assert anonymous.headers["Location"].startswith("/login")
 
@@ -174,7 +153,7 @@ def workers_running(stack) -> list[str]:
 
 
 def counts(stack) -> dict[str, int]:
-    results = requests.get(f"{stack.urls['web']}/api/results", timeout=TIMEOUT).json()
+    results = get(browser(stack), "/api/results").json()
     return {option["key"]: option["count"] for option in results["options"]}
 
 
@@ -202,40 +181,25 @@ def seconds_until_counted(stack, option: str, before: int, limit: float = 5.0) -
 
 
 def test_a_vote_through_haproxy_reaches_the_results_within_a_second(stack):
-    deadline = time.monotonic() + 30
-    while not workers_running(stack) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert workers_running(stack), "no worker is running: nothing drains the vote stream"
-    web = stack.urls["web"]
+    wait_for(lambda: workers_running(stack), "a worker to drain the vote stream", 30, 0.5)
     option = poll_options(stack)[0]
     delays = []
     for form in (True, False):
-        voter = requests.Session()
-        token = csrf_from(get(voter, f"{web}/").text)
+        voter = browser(stack)
+        voter.open_page("/")
         before = settled_counts(stack)[option]
-        if form:
-            response = voter.post(
-                f"{web}/vote",
-                data={"option": option, "csrf_token": token},
-                timeout=TIMEOUT,
-                allow_redirects=False,
-            )
-        else:
-            response = voter.post(
-                f"{web}/api/votes",
-                json={"option": option},
-                headers={"X-CSRFToken": token},
-                timeout=TIMEOUT,
-            )
+        response = voter.vote(option, form=form)
         assert response.status_code in (202, 303), response.text
         delays.append(seconds_until_counted(stack, option, before))
     print("vote-to-results delays (form, API): " + ", ".join(f"{d:.3f} s" for d in delays))
     assert max(delays) < 1.0, delays
 
 
-def served_requests(base: str) -> float:
-    """The instance's flask_http_request_total, summed over its labels (all gunicorn workers)."""
-    metrics = requests.get(f"{base}/metrics", timeout=TIMEOUT).text
+def served_requests(stack, program: str) -> float:
+    """The instance's flask_http_request_total, summed over its labels (all gunicorn workers),
+    from its own metrics port."""
+    port = stack.layout.app_metrics_port(program)
+    metrics = requests.get(f"http://{HOST}:{port}/metrics", timeout=TIMEOUT).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(metrics)
@@ -253,16 +217,14 @@ def vote_servers_up(stack) -> bool:
 
 def test_haproxy_spreads_vote_requests_over_both_instances(stack):
     # An instance restarted by an earlier test is back in rotation after two passed checks.
-    deadline = time.monotonic() + 30
-    while not vote_servers_up(stack) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    vote_instances = instances(stack, "vote")
-    before = [served_requests(base) for base in vote_instances]
+    wait_for(lambda: vote_servers_up(stack), "both vote instances in rotation", 30, 0.5)
+    programs = [p for p, app, _ in stack.layout.app_instances if app == "vote"]
+    before = [served_requests(stack, program) for program in programs]
     requests_sent = 20
-    with requests.Session() as client:
-        for _ in range(requests_sent):
-            get(client, f"{stack.urls['web']}/")
-    served = [served_requests(base) - b for base, b in zip(vote_instances, before, strict=True)]
+    client = browser(stack)
+    for _ in range(requests_sent):
+        get(client, "/")
+    served = [served_requests(stack, p) - b for p, b in zip(programs, before, strict=True)]
 
     assert sum(served) >= requests_sent
     assert all(n >= requests_sent / 4 for n in served), f"requests per instance: {served}"

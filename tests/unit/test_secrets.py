@@ -21,7 +21,7 @@ def test_init_creates_private_files_once_and_keeps_them(tmp_path):
     assert "self-signed" in first.stdout
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
     files = sorted(target.iterdir())
-    assert {p.name for p in files} == {*secrets.PASSWORDS, secrets.TLS_PEM}
+    assert {p.name for p in files} == {*secrets.PASSWORDS, secrets.TLS_PEM, secrets.TLS_CERT}
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
     before = {p.name: p.read_bytes() for p in files}
     (target / "redis-vote").unlink()
@@ -40,7 +40,7 @@ def test_init_creates_private_files_once_and_keeps_them(tmp_path):
 
 
 def test_a_real_certificate_is_never_replaced(tmp_path):
-    pem = secrets.self_signed_pem(["vote.example.org"])  # stands in for a bought one
+    pem, _ = secrets.self_signed_pem(["vote.example.org"])  # stands in for a bought one
     target = tmp_path / "s"
     target.mkdir()
     (target / secrets.TLS_PEM).write_bytes(pem)
