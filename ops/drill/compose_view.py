@@ -18,6 +18,7 @@ from redis import Redis
 from ops import status as status_mod
 from ops.deployment import Deployment
 from ops.drill.docker_engine import Engine
+from ops.drill.view import agreed_master, role_holder
 from ops.wait import NotReady
 
 REDIS_NODES = ("redis1", "redis2", "redis3")
@@ -143,17 +144,14 @@ class ComposeView:
         return seen
 
     def redis_master(self) -> str:
-        masters = {m for m in self.sentinel_masters().values() if m}
-        if len(masters) != 1:
-            raise NotReady(f"the Sentinels do not agree on a master: {sorted(masters)}")
-        return masters.pop()
+        return agreed_master(self.sentinel_masters())
 
     def master_client(self) -> Redis:
         return self.deployment().node_client(self.redis_master(), 6379, 2.0)
 
     def patroni_role(self, role: str) -> str | None:
         cluster = status_mod.patroni_cluster(self.deployment().patroni_urls, timeout=1.0)
-        return next((m["name"] for m in cluster.get("members", []) if m.get("role") == role), None)
+        return role_holder(cluster, role)
 
 
 # --- wholeness ------------------------------------------------------------------------------

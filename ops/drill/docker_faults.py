@@ -52,32 +52,31 @@ def _fault(target: str, victim: str, inject: Callable[[], None], recover) -> Fau
 # --- docker kill ------------------------------------------------------------------------------
 
 
-def kill_redis_master(view: ComposeView) -> Fault:
-    """`docker kill` the Redis master; start it again once the Sentinels moved the role."""
-    victim = view.redis_master()
+def _kill(view: ComposeView, target: str, victim: str, moved, what: str) -> Fault:
+    """`docker kill` the victim; start it again once `moved()` (its role went elsewhere)."""
     container = view.container(victim)
 
     def recover() -> float:
-        wait_for(lambda: _other_master(view, victim), "the Sentinels to promote a replica", 60)
+        wait_for(moved, what, 90)
         back = time.monotonic()
         view.engine.start(container)
         return back
 
-    return _fault("kill-redis-master", victim, lambda: view.engine.kill(container), recover)
+    return _fault(target, victim, lambda: view.engine.kill(container), recover)
+
+
+def kill_redis_master(view: ComposeView) -> Fault:
+    """`docker kill` the Redis master; started again once the Sentinels moved the role."""
+    victim = view.redis_master()
+    moved = lambda: _other_master(view, victim)  # noqa: E731
+    return _kill(view, "kill-redis-master", victim, moved, "the Sentinels to promote a replica")
 
 
 def kill_patroni_leader(view: ComposeView) -> Fault:
-    """`docker kill` the Patroni leader; start it again once another member leads."""
+    """`docker kill` the Patroni leader; started again once another member leads."""
     victim = view.patroni_role("leader") or "?"
-    container = view.container(victim)
-
-    def recover() -> float:
-        wait_for(lambda: _other_leader(view, victim), "Patroni to elect a new leader", 90)
-        back = time.monotonic()
-        view.engine.start(container)
-        return back
-
-    return _fault("kill-patroni-leader", victim, lambda: view.engine.kill(container), recover)
+    moved = lambda: _other_leader(view, victim)  # noqa: E731
+    return _kill(view, "kill-patroni-leader", victim, moved, "Patroni to elect a new leader")
 
 
 # --- partitions -------------------------------------------------------------------------------
