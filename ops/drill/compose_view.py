@@ -26,7 +26,7 @@ SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
 PATRONI_MEMBERS = ("patroni1", "patroni2", "patroni3")
 APPS = ("vote1", "vote2", "result1", "result2", "login1", "login2")
 # Services that run once and exit, or only on request.
-ONE_SHOT = frozenset({"secrets", "migrate", "votectl"})
+ONE_SHOT = frozenset({"secrets", "etcd-auth", "migrate", "votectl"})
 SERVICE_LABEL = "com.docker.compose.service"
 PROJECT_LABEL = "com.docker.compose.project"
 
