@@ -54,13 +54,11 @@ def _log_in(web: str, ca: str) -> tuple[dict[str, str], str]:
     username, password = f"d{time.monotonic_ns()}", "correct horse battery"
     for path in ("/register", "/login"):
         browser = requests.Session()
-        browser.verify = ca
-        token = csrf_from_page(browser.get(web + path, timeout=TIMEOUT).text)
+        # Per request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
+        token = csrf_from_page(browser.get(web + path, timeout=TIMEOUT, verify=ca).text)
+        form = {"username": username, "password": password, "csrf_token": token}
         reply = browser.post(
-            web + path,
-            timeout=TIMEOUT,
-            allow_redirects=False,
-            data={"username": username, "password": password, "csrf_token": token},
+            web + path, data=form, timeout=TIMEOUT, allow_redirects=False, verify=ca
         )
         assert reply.status_code == 303, f"{path}: {reply.text[:300]}"
     return browser.cookies.get_dict(), username
