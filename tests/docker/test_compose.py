@@ -49,33 +49,25 @@ def test_a_vote_through_haproxy_shows_in_the_results(compose):
     wait_for(lambda: _count(compose.web, option, ca) == before + 1, "the vote in the results", 30)
 
 
-def _log_in(web: str, ca: str) -> tuple[dict[str, str], str]:
-    """Register an account and log in to it through HAProxy; the session cookie and name."""
+def _log_in(web: str, ca: str) -> tuple[Voter, str]:
+    """Register an account in one browser, log in to it from another (through HAProxy)."""
     username, password = f"d{time.monotonic_ns()}", "correct horse battery"
     for path in ("/register", "/login"):
-        browser = requests.Session()
-        # Per request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
-        token = csrf_from_page(browser.get(web + path, timeout=TIMEOUT, verify=ca).text)
-        form = {"username": username, "password": password, "csrf_token": token}
-        reply = browser.post(
-            web + path, data=form, timeout=TIMEOUT, allow_redirects=False, verify=ca
-        )
+        browser = Voter(web, verify=ca)
+        form = {"username": username, "password": password, "csrf_token": None}
+        form["csrf_token"] = csrf_from_page(browser.request("GET", path).text)
+        reply = browser.request("POST", path, data=form)
         assert reply.status_code == 303, f"{path}: {reply.text[:300]}"
-    return browser.cookies.get_dict(), username
+    return browser, username
 
 
 def test_a_session_made_through_haproxy_works_on_every_instance(compose):
-    cookies, username = _log_in(compose.web, compose.view.ca_file())
+    browser, username = _log_in(compose.web, compose.view.ca_file())
     hosts = compose.view.addresses()
     # Each instance directly (not through HAProxy), with the session cookie made above.
     for app in APPS:
         path = {"vote": "/", "result": "/result", "login": "/account"}[app.rstrip("12")]
-        page = requests.get(
-            f"http://{hosts[app]}:8000{path}",
-            cookies=cookies,
-            timeout=TIMEOUT,
-            allow_redirects=False,
-        )
+        page = browser.request("GET", f"http://{hosts[app]}:8000{path}")
         assert page.status_code == 200, f"{app}: {page.status_code}"
         assert username in page.text, f"{app} does not know the session"
 
