@@ -21,7 +21,9 @@ from ops.drill.faults import Fault
 from ops.wait import wait_for
 
 DEFAULT_CUT_S = 30.0
-REDIS_CLI = 'REDISCLI_AUTH="$(cat /run/secrets/redis-admin)" redis-cli --no-auth-warning'
+REDIS_CLI = (
+    'REDISCLI_AUTH="$(cat /run/secrets/redis-admin)" redis-cli --no-auth-warning --user admin'
+)
 # The isolated Redis node's role, and the newest entry of its vote stream.
 REDIS_SAMPLE = (
     f"{REDIS_CLI} role | head -1; "

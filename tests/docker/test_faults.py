@@ -89,8 +89,9 @@ def test_redis_master_cut_off_fails_over_and_rejoins_as_a_replica(compose, figur
         LONG_CUT_S,
     )
     # The isolated master never took a write: its stream's newest entry stayed the same.
-    states = report["observed"]["isolated_side"]
-    assert len({state.split()[-1] for _, _, state in states if state}) == 1, states
+    states = [state.split() for _, _, state in report["observed"]["isolated_side"]]
+    assert all(len(s) == 2 and s[0] in ("master", "slave") for s in states), states
+    assert len({stream_id for _, stream_id in states}) == 1, states
     with view.deployment().node_client(report["victim"], 6379) as node:
         assert node.info("replication")["role"] == "slave"
 

@@ -71,7 +71,8 @@ def swarm(engine: Engine, figures: dict) -> Iterator[Engine]:
     had_gwbridge = bool(engine.run("network", "ls", "-q", "--filter", "name=^docker_gwbridge$"))
     engine.run("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
     try:
-        engine.run("node", "update", "--label-add", "ha-vote-node=1", "self")
+        node = engine.run("info", "--format", "{{.Swarm.NodeID}}").strip()
+        engine.run("node", "update", "--label-add", "ha-vote-node=1", node)
         CA.parent.mkdir(exist_ok=True)
         env = {**os.environ, "DOCKER": engine.binary, "CA_OUT": str(CA)}
         subprocess.run(
