@@ -20,8 +20,10 @@ secret() { tr -d '\r\n' < "$REDIS_SECRETS_DIR/$1"; }
 # A Sentinel that names this very node is stale (this node is down, so it cannot be the
 # master they fail over to) unless no Sentinel names another one (a cold restart of all).
 # REDIS_SELF_WAIT_S: how long to wait for the Sentinels to name another master while they
-# still name this node (containers restart a killed master at once, before the Sentinels
-# even noticed; starting as the master then would lose what its AOF had not yet written).
+# still name this node, if it has data (containers restart a killed master at once, before
+# the Sentinels even noticed; starting as the master then would lose what its AOF had not
+# yet written). A node without data is a first start: the Sentinels name it from their
+# config, nobody else can be the master.
 sentinel_auth=$(secret sentinel-app)
 ask_sentinels() {
   master="" self=""
@@ -36,6 +38,9 @@ ask_sentinels() {
   done
 }
 waited=0
+if [ ! -e "$REDIS_DIR/appendonlydir" ] && [ ! -e "$REDIS_DIR/dump.rdb" ]; then
+  REDIS_SELF_WAIT_S=0
+fi
 ask_sentinels
 while [ -z "$master" ] && [ -n "$self" ] && [ "$waited" -lt "${REDIS_SELF_WAIT_S:-0}" ]; do
   [ "$waited" -eq 0 ] && echo "start.sh: the Sentinels still name this node; waiting" >&2

@@ -107,6 +107,16 @@ class Engine:
         options = [f"--alias={a}" for a in aliases] + ([f"--ip={ip}"] if ip else [])
         self.run("network", "connect", *options, network, name)
 
+    def logs(self, name: str, lines: int) -> list[str]:
+        """The container's last log lines (its stdout and stderr, interleaved)."""
+        done = subprocess.run(
+            [self.binary, "logs", "--tail", str(lines), name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return (done.stdout + done.stderr).splitlines()
+
     def exec(self, name: str, *command: str, timeout: float = 10) -> str:
         return self.run("exec", name, *command, timeout=timeout)
 

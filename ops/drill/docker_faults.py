@@ -122,10 +122,12 @@ class _Cut:
                 self.log.append([now, now, state])
             time.sleep(max(0.0, min(0.5, self.at + self.seconds - time.monotonic())))
 
-    def end(self) -> None:
-        """Wait for the end of the cut, then reconnect."""
+    def end(self) -> list[str]:
+        """Wait for the end of the cut, then reconnect; the victim's last log lines of the cut."""
         self._watcher.join(timeout=self.seconds + 30)
+        tail = self.view.engine.logs(self.container, 6)
         self.view.engine.connect(self.view.network, self.container, [self.service], self.ip)
+        return [line[:200] for line in tail]
 
     def exec(self, *command: str) -> str | None:
         try:
@@ -141,7 +143,7 @@ def _partition(target: str, cut: _Cut, failover: Callable[[], None]) -> Fault:
         failover()
         back = time.monotonic()
         fault.observed["failover_after_s"] = round(back - cut.at, 1)
-        cut.end()
+        fault.observed["isolated_log"] = cut.end()
         fault.observed["isolated_side"] = cut.log
         return back
 

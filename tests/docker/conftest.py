@@ -96,18 +96,12 @@ class ComposeProject:
     def whole_problems(self) -> list[str]:
         return whole_problems(self.view)
 
-    def down(self) -> None:
-        self.run(
-            "--profile",
-            "tools",
-            "down",
-            "--volumes",
-            "--remove-orphans",
-            "--timeout",
-            "20",
-            timeout=300,
-            check=False,
-        )
+    def down(self) -> subprocess.CompletedProcess:
+        """The project and its volumes removed (also the tools profile's containers)."""
+        return self.run(
+            "--profile", "tools", "down", "--volumes", "--remove-orphans", "--timeout", "20",
+            timeout=300, check=False,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,9 @@ def swarm(engine: Engine, figures: dict) -> Iterator[Engine]:
     state = engine.run("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
     if state != "inactive":
         pytest.skip(f"this engine is in a swarm already ({state}): not touching it")
-    ComposeProject(engine).down()  # one deployment at a time on 2 cores
+    down = ComposeProject(engine).down()  # one deployment at a time on 2 cores
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert not engine.run("ps", "-aq", "--filter", "label=com.docker.compose.project").strip()
     had_gwbridge = bool(engine.run("network", "ls", "-q", "--filter", "name=^docker_gwbridge$"))
     engine.run("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
     try:
