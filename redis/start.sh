@@ -70,7 +70,9 @@ sed -e "$script" -e '/^#/d' -e '/^ *$/d' "$acl_template" > "$REDIS_DIR/users.acl
 
 # A fresh writable copy on every start: Sentinel sends CONFIG REWRITE, which must neither
 # touch the shared file nor leave a stale "replicaof" for the next start.
-cp "$REDIS_CONF" "$REDIS_DIR/redis.conf"
+# (cat, not cp: in Swarm the config is a read-only file, and its mode must not be copied.)
+rm -f "$REDIS_DIR/redis.conf"
+cat "$REDIS_CONF" > "$REDIS_DIR/redis.conf"
 replication=$(secret redis-replication | sed -e 's/[\\"]/\\&/g')
 cat >> "$REDIS_DIR/redis.conf" <<CONF
 aclfile $REDIS_DIR/users.acl
