@@ -36,7 +36,9 @@ def _unconverged(engine: Engine) -> list[str]:
         if not name.endswith(ONE_SHOT) and running != desired:
             problems.append(f"{name} {replicas}")
     out = engine.run("ps", "--filter", NAMESPACE, "--format", "{{.Names}}\t{{.Status}}")
-    problems += [line for line in out.splitlines() if "(health" in line or "(unhealthy)" in line]
+    problems += [
+        line for line in out.splitlines() if "(health: starting)" in line or "(unhealthy)" in line
+    ]
     return problems
 
 
