@@ -49,6 +49,11 @@ def _web_ready() -> bool:
         raise NotReady(str(exc)) from None
 
 
+def _has_gwbridge(engine: Engine) -> bool:
+    names = engine.run("network", "ls", "--format", "{{.Name}}").split()
+    return "docker_gwbridge" in names
+
+
 def _leave(engine: Engine, had_gwbridge: bool) -> None:
     engine.run("stack", "rm", STACK, check=False)
     wait_for(
@@ -61,7 +66,9 @@ def _leave(engine: Engine, had_gwbridge: bool) -> None:
     volumes = engine.run("volume", "ls", "-q", "--filter", NAMESPACE).split()
     if volumes:
         engine.run("volume", "rm", *volumes, check=False)
-    if not had_gwbridge:
+    if not had_gwbridge and _has_gwbridge(engine):
+        # Swarm's bridge. Docker 20.10 may keep a stale endpoint on it (then it stays, empty,
+        # until the engine restarts; a later swarm reuses it).
         engine.run("network", "rm", "docker_gwbridge", check=False)
 
 
@@ -74,7 +81,7 @@ def swarm(engine: Engine, figures: dict) -> Iterator[Engine]:
     down = ComposeProject(engine).down()  # one deployment at a time on 2 cores
     assert down.returncode == 0, down.stderr[-2000:]
     assert not engine.run("ps", "-aq", "--filter", "label=com.docker.compose.project").strip()
-    had_gwbridge = bool(engine.run("network", "ls", "-q", "--filter", "name=^docker_gwbridge$"))
+    had_gwbridge = _has_gwbridge(engine)
     engine.run("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
     try:
         node = engine.run("info", "--format", "{{.Swarm.NodeID}}").strip()
