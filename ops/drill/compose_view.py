@@ -105,6 +105,12 @@ class ComposeView:
             self._ca = Path(handle.name)
         return str(self._ca)
 
+    def close(self) -> None:
+        """Remove the CA file ca_file() wrote."""
+        if self._ca is not None:
+            self._ca.unlink(missing_ok=True)
+            self._ca = None
+
     # --- the deployment ---------------------------------------------------------------------
 
     def deployment(self) -> ComposeDeployment:

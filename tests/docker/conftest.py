@@ -117,3 +117,4 @@ def compose(engine: Engine, figures: dict) -> Iterator[ComposeProject]:
         yield project
     finally:
         project.down()
+        project.view.close()
