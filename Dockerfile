@@ -1,31 +1,47 @@
 # One image for every Python service of ha-vote: the vote/result/login apps (gunicorn),
-# the worker (`python -m worker`) and votectl (`votectl db init` in the migrate job).
-# The default command runs the vote app; compose and the stack file set the others.
+# the worker (`python -m worker`) and votectl (secrets, migrations, status, backups).
+# Built on Debian bookworm with Debian's python3 (3.11); Python packages come from the hashed
+# lock requirements/base.txt, installed from the host-built wheelhouse (docker/wheels) when it
+# has them, else from PyPI. The default command runs the vote app; compose and the stack
+# file set the others.
 
-# --- build: install the project and its dependencies into a virtualenv ----------------------
-FROM python:3.11-slim AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+# --- build: the project and its dependencies in a virtualenv -----------------------------
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/venv
+# Dependencies first, in their own layer: source edits then rebuild only the last steps.
+COPY docker/pip-install.sh /usr/local/bin/
+COPY requirements/base.txt docker/requirements/build.txt /tmp/requirements/
+COPY docker/wheels/ /tmp/wheels/
+RUN pip-install.sh /opt/venv /tmp/requirements/base.txt /tmp/wheels \
+    && pip-install.sh /opt/venv /tmp/requirements/build.txt /tmp/wheels
 WORKDIR /src
-# Dependencies first, in their own layer: source edits then rebuild only the last step.
 COPY pyproject.toml README.md ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+COPY core ./core
 COPY app ./app
 COPY worker ./worker
 COPY ops ./ops
-RUN pip install --no-deps .
+# No build isolation (it would fetch setuptools from an index); then drop the build tools.
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --quiet \
+        --no-deps --no-index --no-build-isolation . \
+    && /opt/venv/bin/pip uninstall --quiet -y setuptools wheel
 
-# --- runtime: the virtualenv only, run by an unprivileged user -----------------------------
-FROM python:3.11-slim AS runtime
-RUN groupadd --system --gid 10001 vote \
+# --- runtime: Debian's python3 and the virtualenv, run by an unprivileged user -------------
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 vote \
     && useradd --system --uid 10001 --gid vote --home-dir /home/vote --create-home \
         --shell /usr/sbin/nologin vote \
-    # Where prometheus-flask-exporter keeps per-process metric files (compose mounts a tmpfs).
-    && install -d -o vote -g vote /tmp/prometheus
+    # Where prometheus-flask-exporter keeps per-process metric files (compose mounts a tmpfs),
+    # and the mount point of the secrets (compose's secrets volume takes this owner).
+    && install -d -o vote -g vote /tmp/prometheus \
+    && install -d -o vote -g vote -m 0750 /run/secrets
 COPY --from=build /opt/venv /opt/venv
+COPY docker/secrets-init.sh /usr/local/bin/secrets-init.sh
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -44,6 +60,7 @@ FROM runtime AS backup
 USER root
 RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client-15 redis-tools \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && install -d -o vote -g vote /backups
 USER vote
 CMD ["votectl", "backup", "--every", "3600", "--keep", "24"]

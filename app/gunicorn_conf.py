@@ -49,6 +49,9 @@ if _settings.log_format == "json":
                 "formatter": "json",
             }
         },
+        # gunicorn merges this over its defaults key by key: the root logger must be
+        # restated, or it names the default "console" handler this dict replaced.
+        "root": {"handlers": ["stdout"], "level": "INFO"},
         "loggers": {
             "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
             "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from core.config import ConfigError
+from core.config import ConfigError, environment
 from ops import backup as backup_mod
 from ops import status as status_mod
 from ops.deployment import Deployment, local_stack_settings, remote_from_env
@@ -264,16 +264,20 @@ def db() -> None:
 @db.command("init")
 @click.pass_context
 def db_init(ctx: click.Context) -> None:
-    """Create the app role and database, then migrate (the local stack, or a deployment's
-    PG_SUPERUSER_URL + APP_DB_PASSWORD [+ APP_DB_ROLE, APP_DB_NAME, DATABASE_URL])."""
+    """Create the roles and the database, migrate, grant (the local stack; or a deployment's
+    PG_SUPERUSER_URL + VOTECTL_SECRETS_DIR + DATABASE_URL (the owner's, its password as
+    DATABASE_PASSWORD); or one role: PG_SUPERUSER_URL + APP_DB_PASSWORD [+ APP_DB_ROLE,
+    APP_DB_NAME, DATABASE_URL])."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.migrate import upgrade
-    from ops.db import ensure_role_and_database
+    from ops.db import ProvisionError, ensure_role_and_database
 
-    env = os.environ
+    env = environment()  # NAME_FILE too: compose and Swarm give passwords as files
     try:
-        if env.get("PG_SUPERUSER_URL"):
+        if env.get("PG_SUPERUSER_URL") and env.get("VOTECTL_SECRETS_DIR"):
+            _provision_deployment(env)
+        elif env.get("PG_SUPERUSER_URL"):
             password = env.get("APP_DB_PASSWORD")
             if not password:
                 raise CliError("APP_DB_PASSWORD is not set", ExitStatus.USAGE)
@@ -290,9 +294,32 @@ def db_init(ctx: click.Context) -> None:
 
             layout = _layout(ctx)
             provision_database(layout, stack_secrets(layout))
+    except ProvisionError as exc:
+        raise CliError(str(exc)) from None
     except SQLAlchemyError as exc:
         raise CliError(f"database error: {str(exc).splitlines()[0]}") from None
     click.echo("database ready")
+
+
+def _provision_deployment(env) -> None:
+    """compose and Swarm: a role per service with the passwords of the secrets directory."""
+    from core.config import with_password
+    from core.migrate import upgrade
+    from ops import db as db_mod
+    from ops import secrets as secrets_mod
+
+    values = secrets_mod.load(Path(env["VOTECTL_SECRETS_DIR"]))
+    owner = secrets_mod.IDENTITIES["admin"]
+    try:
+        roles = {who.pg_role: values[who.pg_secret] for who in secrets_mod.IDENTITIES.values()}
+        url = with_password(
+            env["DATABASE_URL"], env.get("DATABASE_PASSWORD") or values[owner.pg_secret]
+        )
+    except KeyError as exc:
+        raise CliError(f"missing {exc.args[0]} (VOTECTL_SECRETS_DIR, DATABASE_URL)") from None
+    db_mod.provision(env["PG_SUPERUSER_URL"], roles, env.get("APP_DB_NAME", APP_DB))
+    upgrade(url)
+    db_mod.grant(url)
 
 
 @db.command("upgrade")

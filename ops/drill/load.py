@@ -96,7 +96,7 @@ class LoadResult:
 
 class Load:
     """Open-loop load: `rate` votes/s for `duration` s, spread over `voters` voters and the
-    `polls` (poll id -> its option keys).
+    `polls` (poll id -> its option keys; a plain list of option keys means the first poll's).
 
     Each tick picks an idle voter and a poll; a voter who already voted in that poll changes
     its vote with probability `change`.
@@ -109,7 +109,7 @@ class Load:
     def __init__(
         self,
         base_url: str,
-        polls: Mapping[str, Sequence[str]],
+        polls: Mapping[str, Sequence[str]] | Sequence[str],
         *,
         rate: float = 100.0,
         duration: float = 20.0,
@@ -120,6 +120,8 @@ class Load:
         clock: Callable[[], float] = time.monotonic,
         verify: bool | str = True,
     ) -> None:
+        if not isinstance(polls, Mapping):
+            polls = {FIRST_POLL_ID: list(polls)}
         if rate <= 0 or duration <= 0 or voters < 1 or not polls:
             raise ValueError("need rate > 0, duration > 0, voters >= 1 and a poll")
         if any(len(options) < 2 for options in polls.values()):

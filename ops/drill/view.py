@@ -17,6 +17,19 @@ from ops.local.supervisor import Supervisor
 from ops.wait import TRANSIENT, NotReady
 
 
+def agreed_master(seen: dict[str, str | None]) -> str:
+    """The master every Sentinel that answered names (NotReady while they disagree)."""
+    masters = {m for m in seen.values() if m}
+    if len(masters) != 1:
+        raise NotReady(f"the Sentinels do not agree on a master: {sorted(masters)}")
+    return masters.pop()
+
+
+def role_holder(cluster: dict, role: str) -> str | None:
+    """The member of a Patroni /cluster answer that holds `role`, if any."""
+    return next((m["name"] for m in cluster.get("members", []) if m.get("role") == role), None)
+
+
 @dataclass
 class StackContext:
     """One local stack as the drill sees it: layout, passwords, supervisord, deployment."""
@@ -63,17 +76,13 @@ class StackContext:
         return seen
 
     def redis_master(self) -> str:
-        masters = {m for m in self.sentinel_masters().values() if m}
-        if len(masters) != 1:
-            raise NotReady(f"the Sentinels do not agree on a master: {sorted(masters)}")
-        return masters.pop()
+        return agreed_master(self.sentinel_masters())
 
     def patroni_cluster(self) -> dict:
         return status_mod.patroni_cluster(self.deployment.patroni_urls, timeout=1.0)
 
     def patroni_role(self, role: str) -> str | None:
-        members = self.patroni_cluster().get("members", [])
-        return next((m["name"] for m in members if m.get("role") == role), None)
+        return role_holder(self.patroni_cluster(), role)
 
     def patroni_port(self, member: str) -> int:
         return self.layout.pg_port(member)

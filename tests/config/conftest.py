@@ -39,11 +39,16 @@ def load_compose(name: str = "docker-compose.yml") -> dict[str, Any]:
 
 
 def service_env(name: str, service: str, env: dict[str, str] | None = None) -> dict[str, str]:
-    """A service's environment with compose's variable defaults applied."""
+    """A service's environment with compose's variable defaults applied, as its process sees
+    it: each NAME_FILE (a secret) also sets NAME, as docker/entrypoint.sh does."""
     raw = load_compose(name)["services"][service].get("environment") or {}
     if isinstance(raw, list):
         raw = dict(item.split("=", 1) for item in raw)
-    return {key: interpolate(str(value), env or {}) for key, value in raw.items()}
+    values = {key: interpolate(str(value), env or {}) for key, value in raw.items()}
+    for key in list(values):
+        if key.endswith("_FILE"):
+            values.setdefault(key.removesuffix("_FILE"), f"secret-from-{values[key]}")
+    return values
 
 
 def require_tool(binary: str, package: str) -> str:
