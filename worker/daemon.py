@@ -34,6 +34,8 @@ SOCKET_TIMEOUT_MARGIN_S = 5.0
 REDIS_RETRIES = 3
 # Sleeps are cut into slices this long so that stop() is noticed quickly.
 NAP_S = 0.1
+# How soon a poll sync that failed is tried again (at most the sync interval).
+SYNC_RETRY_S = 5.0
 
 
 class VoteWorker:
@@ -78,7 +80,9 @@ class VoteWorker:
         self._claim_cursor: bytes = b"0-0"
         self._next_claim = clock()
         self._next_trim = clock() + config.worker_trim_interval_ms / 1000
-        # Polls are re-published at start, then every WORKER_POLL_SYNC_INTERVAL_MS.
+        # Polls are re-published at start, then every WORKER_POLL_SYNC_INTERVAL_MS; a sync that
+        # failed (the migration that makes the first poll not run yet, a failover) is tried
+        # again sooner.
         self._next_poll_sync = clock()
         self.redis_outage = Outage(
             "redis", on_start=self.metrics.outages.labels("redis").inc, clock=clock
@@ -287,9 +291,10 @@ class VoteWorker:
     def sync_polls(self) -> None:
         """Re-publish every poll from Postgres to Redis (core/polls/sync.py).
 
-        A failure is logged and tried again at the next interval: votes do not wait for it.
+        A failure is logged and tried again within SYNC_RETRY_S: votes do not wait for it.
         """
-        self._next_poll_sync = self._clock() + self.config.worker_poll_sync_interval_ms / 1000
+        interval = self.config.worker_poll_sync_interval_ms / 1000
+        self._next_poll_sync = self._clock() + min(interval, SYNC_RETRY_S)
         policy = WaitPolicy(self.config.wait_replicas, self.config.wait_timeout_ms, 1.0)
         try:
             report = sync_all(self._engine, self._redis, policy)
@@ -299,6 +304,7 @@ class VoteWorker:
         except (*REDIS_UNAVAILABLE, NotReplicated) as exc:
             logger.warning("poll sync: redis unavailable: %s", exc)
             return
+        self._next_poll_sync = self._clock() + interval
         if report.published or report.unlisted or report.tombstoned:
             logger.info(
                 "poll sync: %d polls, %d published, %d unlisted, %d tombstoned",

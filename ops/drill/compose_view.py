@@ -130,7 +130,7 @@ class ComposeView:
             web_url=web,
             web_verify=self.ca_file(),
             superuser_url=(
-                f"postgresql://postgres:{superuser}@127.0.0.1:{self.published.pg_rw}/postgres"
+                f"postgresql+psycopg2://postgres:{superuser}@127.0.0.1:{self.published.pg_rw}/postgres"
             ),
             urls={"web": web},
             hosts=hosts,

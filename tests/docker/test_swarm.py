@@ -43,8 +43,13 @@ def _unconverged(engine: Engine) -> list[str]:
 
 
 def _web_ready() -> bool:
+    """The result app reads Postgres, and the vote app sees the first poll in Redis (the
+    workers publish it once the migration has made it)."""
     try:
-        return requests.get(f"{WEB}/api/results", timeout=3, verify=CA).status_code == 200
+        return all(
+            requests.get(f"{WEB}{path}", timeout=3, verify=CA).status_code == 200
+            for path in ("/api/results", "/api/polls/first")
+        )
     except requests.RequestException as exc:
         raise NotReady(str(exc)) from None
 

@@ -149,6 +149,27 @@ def test_the_worker_publishes_polls_and_heals_a_lost_publication(worker_config, 
     assert rclient.zrevrange(OPEN_INDEX, 0, -1)[0] == tea.id.encode()
 
 
+def test_a_sync_that_failed_is_tried_again_within_seconds(worker_config, rclient, db):
+    """A worker that starts before the migration that makes the polls (a fresh compose or
+    Swarm deployment) publishes the first poll seconds later, not an interval later."""
+    rclient.delete(definition_key("first"))
+    with db.begin() as conn:
+        conn.execute(text("ALTER TABLE polls RENAME TO polls_not_yet"))
+    try:
+        worker = VoteWorker.from_config(worker_config(poll_sync_interval_ms=600_000))
+        with running(worker):
+            time.sleep(1)  # the sync at start has failed by now
+            assert read_poll(rclient, "first") is None
+            with db.begin() as conn:
+                conn.execute(text("ALTER TABLE polls_not_yet RENAME TO polls"))
+            started = time.monotonic()
+            wait_until(lambda: read_poll(rclient, "first"), "the sync tried again", 15)
+            assert time.monotonic() - started < 10
+    finally:
+        with db.begin() as conn:
+            conn.execute(text("ALTER TABLE IF EXISTS polls_not_yet RENAME TO polls"))
+
+
 def test_a_sweep_never_undoes_a_newer_change_or_a_deletion(rclient, db):
     owner = _account(db)
     tea, gone = make_poll(db, owner=owner), make_poll(db, owner=owner)
