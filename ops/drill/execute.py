@@ -95,7 +95,7 @@ def execute(
     and drained, reconcile every (poll, voter) and every poll's tallies."""
     wait_for(lambda: not system.whole_problems(), "a whole, healthy deployment first", 60)
     fault_at = options.duration / 2 if options.fault_at is None else options.fault_at
-    polls = open_polls(system.deployment, options.polls)
+    polls = open_polls(system.deployment, options.polls, system.master)
     load = Load(
         system.web_url,
         polls,
@@ -147,7 +147,7 @@ def execute(
         before_reconcile(attempts)
     ballots = sorted({(a.poll, a.server_voter) for a in attempts if a.server_voter})
     snapshot = read_snapshot(system.deployment, ballots)
-    close_polls(system.deployment, list(polls))
+    close_polls(system.deployment, list(polls), system.master)
     report = summarise(
         fault.target,
         fault,

@@ -7,8 +7,10 @@ rate limits do not count it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from redis import Redis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
@@ -33,10 +35,14 @@ def _engine(target: Deployment) -> Engine:
     return create_engine(make_url(target.superuser_url).set(database=APP_DB))
 
 
-def open_polls(target: Deployment, count: int) -> dict[str, list[str]]:
-    """`count` new open polls plus the first poll: poll id -> its option keys."""
+def open_polls(
+    target: Deployment, count: int, master: Callable[[], Redis] | None = None
+) -> dict[str, list[str]]:
+    """`count` new open polls plus the first poll: poll id -> its option keys. `master` gives
+    a client of the Redis master (default: through the deployment's Sentinels, which only
+    works where their names resolve)."""
     engine = _engine(target)
-    client = target.redis()
+    client = (master or target.redis)()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     polls: dict[str, list[str]] = {}
     try:
@@ -56,10 +62,12 @@ def open_polls(target: Deployment, count: int) -> dict[str, list[str]]:
     return polls
 
 
-def close_polls(target: Deployment, poll_ids: list[str]) -> None:
+def close_polls(
+    target: Deployment, poll_ids: list[str], master: Callable[[], Redis] | None = None
+) -> None:
     """Close the drill's own polls (not the first poll), so they leave the home page."""
     engine = _engine(target)
-    client = target.redis()
+    client = (master or target.redis)()
     try:
         for poll_id in poll_ids:
             if poll_id != FIRST_POLL_ID:
