@@ -1,4 +1,4 @@
-"""WSGI entry points for gunicorn: `app.wsgi:vote`, `app.wsgi:result`, `app.wsgi:login`.
+"""WSGI entry points (`python -m app.serve NAME` serves them): `app.wsgi:vote`, `:result`, `:login`.
 
 Each app is built on first access, so a worker serving the vote app never builds the
 other two (and no client is created at import time).

@@ -190,7 +190,9 @@ class Config:
     # Send the session cookie over HTTPS only (TLS terminates at HAProxy in every deployment;
     # tests that talk plain HTTP to an app turn it off).
     cookie_secure: bool = True
-    # gunicorn with several workers: the directory where they share their metrics.
+    # host:port where the app serves its Prometheus metrics (never its own port).
+    metrics_bind: str | None = None
+    # Several worker processes per instance: the directory where they share their metrics.
     metrics_multiproc_dir: str | None = None
     # Redis ACL users of this service at the data nodes and at the Sentinels (None: default).
     redis_username: str | None = None
@@ -268,36 +270,41 @@ class Config:
             worker_trim_interval_ms=int(_number(env, "WORKER_TRIM_INTERVAL_MS", 5_000)),
             worker_poll_sync_interval_ms=int(_number(env, "WORKER_POLL_SYNC_INTERVAL_MS", 30_000)),
             cookie_secure=_bool(env.get("SESSION_COOKIE_SECURE", "true"), "SESSION_COOKIE_SECURE"),
+            metrics_bind=_hostport(env.get("METRICS_BIND"), "METRICS_BIND"),
             metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
 
 @dataclass(frozen=True)
-class GunicornSettings:
-    """What app/gunicorn_conf.py needs, readable before the apps' own settings are checked."""
+class WebSettings:
+    """How `python -m app.serve` runs a web app, readable before the app's own settings."""
 
-    bind: str = "127.0.0.1:8000"
-    workers: int = 2
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # One process per instance by default: an instance is scaled by running more of them
+    # (HAProxy spreads the load), and each process costs ~35 MiB.
+    workers: int = 1
+    # Threads per process that run requests; they overlap the waits on Redis and Postgres.
+    threads: int = 8
     log_format: str = "text"
-    metrics_multiproc_dir: str | None = None
-    # HAProxy already logs every request; gunicorn's own access log costs ~8% CPU per vote.
+    # HAProxy already logs every request.
     access_log: bool = False
-    # host:port where the master serves the workers' metrics (never the app's own port).
-    metrics_bind: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> GunicornSettings:
-        """Read GUNICORN_BIND, GUNICORN_WORKERS, GUNICORN_ACCESS_LOG, LOG_FORMAT and
-        PROMETHEUS_MULTIPROC_DIR."""
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebSettings:
+        """Read WEB_BIND, WEB_WORKERS, WEB_THREADS, WEB_ACCESS_LOG and LOG_FORMAT."""
         env = environment(env)
-        workers = int(_number(env, "GUNICORN_WORKERS", 2))
-        if workers < 1:
-            raise ConfigError("GUNICORN_WORKERS: must be at least 1")
+        bind = _hostport(env.get("WEB_BIND") or "127.0.0.1:8000", "WEB_BIND") or ""
+        host, _, port = bind.rpartition(":")
+        workers = int(_number(env, "WEB_WORKERS", 1))
+        threads = int(_number(env, "WEB_THREADS", 8))
+        if workers < 1 or threads < 1:
+            raise ConfigError("WEB_WORKERS and WEB_THREADS: must be at least 1")
         return cls(
-            bind=env.get("GUNICORN_BIND") or "127.0.0.1:8000",
+            host=host or "0.0.0.0",
+            port=int(port),
             workers=workers,
+            threads=threads,
             log_format=_log_format(env),
-            metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-            access_log=_bool(env.get("GUNICORN_ACCESS_LOG", "false"), "GUNICORN_ACCESS_LOG"),
-            metrics_bind=_hostport(env.get("METRICS_BIND"), "METRICS_BIND"),
+            access_log=_bool(env.get("WEB_ACCESS_LOG", "false"), "WEB_ACCESS_LOG"),
         )

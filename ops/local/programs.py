@@ -260,20 +260,19 @@ def haproxy_program(layout: Layout, creds: dict[str, str]) -> Program:
 
 
 def app_programs(layout: Layout) -> list[Program]:
-    """Two gunicorn instances per app and the workers; started after the schema exists."""
+    """Two instances per app (one process each) and the workers; started after the schema
+    exists."""
     programs = [
         Program(
             program,
-            [venv_bin("gunicorn"), "-c", "python:app.gunicorn_conf", f"app.wsgi:{app}"],
+            [venv_bin("python"), "-m", "app.serve", app],
             priority=70,
             autostart=False,
-            stopwaitsecs=15,
+            stopwaitsecs=25,
             env={
                 **app_env(layout, app),
-                "GUNICORN_BIND": layout.addr(port),
-                "GUNICORN_WORKERS": "2",
+                "WEB_BIND": layout.addr(port),
                 "METRICS_BIND": layout.addr(layout.app_metrics_port(program)),
-                "PROMETHEUS_MULTIPROC_DIR": str(layout.path("run", "prom", program)),
             },
         )
         for program, app, port in layout.app_instances

@@ -70,10 +70,6 @@ def prepare_dirs(layout: Layout) -> None:
         layout.path("redis", node).mkdir(parents=True, exist_ok=True)
     for sentinel in SENTINELS:
         layout.path("sentinel", sentinel).mkdir(parents=True, exist_ok=True)
-    prom = layout.path("run", "prom")
-    shutil.rmtree(prom, ignore_errors=True)  # stale multiprocess metric files mislead
-    for program, _, _ in layout.app_instances:
-        (prom / program).mkdir(parents=True)
     monitoring.prepare(layout)
     # supervisord opens its own log before it applies its umask: make it private first.
     layout.log("supervisord").touch()
