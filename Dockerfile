@@ -1,4 +1,4 @@
-# One image for every Python service of ha-vote: the vote/result/login apps (gunicorn),
+# One image for every Python service of ha-vote: the vote/result/login apps (granian),
 # the worker (`python -m worker`) and votectl (secrets, migrations, status, backups).
 # Built on Debian bookworm with Debian's python3 (3.11); Python packages come from the hashed
 # lock requirements/base.txt, installed from the host-built wheelhouse (docker/wheels) when it
@@ -36,9 +36,7 @@ RUN apt-get update \
     && groupadd --system --gid 10001 vote \
     && useradd --system --uid 10001 --gid vote --home-dir /home/vote --create-home \
         --shell /usr/sbin/nologin vote \
-    # Where prometheus-flask-exporter keeps per-process metric files (compose mounts a tmpfs),
-    # and the mount point of the secrets (compose's secrets volume takes this owner).
-    && install -d -o vote -g vote /tmp/prometheus \
+    # The mount point of the secrets (compose's secrets volume takes this owner).
     && install -d -o vote -g vote -m 0750 /run/secrets
 COPY --from=build /opt/venv /opt/venv
 COPY docker/secrets-init.sh /usr/local/bin/secrets-init.sh
@@ -46,14 +44,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LOG_FORMAT=json \
-    GUNICORN_BIND=0.0.0.0:8000
+    WEB_BIND=0.0.0.0:8000
 USER vote
 WORKDIR /home/vote
 EXPOSE 8000
 # No HEALTHCHECK here: the same image runs web apps, workers and one-shot jobs, so each
 # compose/stack service declares the check that fits it.
-# Exec form: gunicorn is PID 1 and receives SIGTERM for a graceful stop.
-CMD ["gunicorn", "-c", "python:app.gunicorn_conf", "app.wsgi:vote"]
+# Exec form: the server (granian, app/serve.py) is PID 1 and receives SIGTERM for a graceful stop.
+CMD ["python", "-m", "app.serve", "vote"]
 
 # --- backup: the runtime plus the PostgreSQL 15 and Redis clients `votectl backup` calls -----
 FROM runtime AS backup

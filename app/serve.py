@@ -2,14 +2,20 @@
 running the WSGI app in worker threads).
 
 Settings come from the environment (core/config.py: WebSettings): WEB_BIND, WEB_WORKERS,
-WEB_THREADS, WEB_ACCESS_LOG, LOG_FORMAT. The app's own settings are checked here first, so a
-bad one stops the server with one line instead of workers failing over and over. Static files
-are served by granian itself, without a Python request.
+WEB_THREADS, WEB_ACCESS_LOG, LOG_FORMAT. With WEB_WORKERS > 1 the processes share their
+metrics through files in PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless set).
+The app's own settings are checked here first, so a bad one stops the server with one line
+instead of workers failing over and over. Static files are served by granian itself, without
+a Python request.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import shutil
 import sys
+import tempfile
 from enum import IntEnum
 from pathlib import Path
 
@@ -37,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return ExitStatus.CONFIG_ERROR
+    made = _metrics_files(web.workers)
     from granian import Granian
     from granian.constants import Interfaces
 
-    Granian(
+    server = Granian(
         f"app.wsgi:{args[0]}",
         address=web.host,
         port=web.port,
@@ -56,8 +63,31 @@ def main(argv: list[str] | None = None) -> int:
         workers_kill_timeout=20,
         static_path_route=["/static"],
         static_path_mount=[STATIC],
-    ).serve()
+    )
+    try:
+        server.serve()
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
     return ExitStatus.OK
+
+
+def _metrics_files(workers: int) -> str | None:
+    """Several worker processes share their metrics through files (prometheus_client's
+    multiprocess mode) in a fresh directory of their own; one process keeps them in memory.
+    Returns the directory made here (removed when the server stops), if any."""
+    if workers == 1:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        return None
+    # prometheus_client chooses in-memory or file-backed values when it is imported, and this
+    # process has imported it already (with the app package): workers must start afresh
+    # rather than be forked from it.
+    multiprocessing.set_start_method("spawn", force=True)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    made = tempfile.mkdtemp(prefix="ha-vote-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 if __name__ == "__main__":

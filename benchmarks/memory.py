@@ -3,7 +3,7 @@
 Every process supervisord runs and their children, supervisord itself, and each Patroni
 member's postmaster with its backends (Patroni detaches the postmaster from supervisord's
 tree). PSS counts a page shared by N processes as 1/N in each, so the sum is what the stack
-really occupies; RSS would count shared pages (a forked gunicorn worker's code) many times.
+really occupies; RSS would count shared pages (a forked worker's code) many times.
 
     .venv/bin/python benchmarks/memory.py                       # the default local stack
     .venv/bin/python benchmarks/memory.py --state-dir /tmp/s --base-port 21000 --settle 30
@@ -26,7 +26,7 @@ GROUPS = (
     # First: "redis-exporter" must not count as a Redis node.
     ("exporters", ("redis-exporter", "sentinel-exporter", "postgres-exporter")),
     ("postgres (patroni + postmasters + backends)", "patroni"),
-    ("web apps (gunicorn)", ("vote", "result", "login")),
+    ("web apps (granian)", ("vote", "result", "login")),
     ("workers", "worker"),
     ("backup scheduler", "backup"),
     ("redis nodes", "redis-"),

@@ -89,7 +89,7 @@ def _component(proc: psutil.Process) -> str:
         return "haproxy"
     if "-m worker" in cmdline:
         return "stack's own workers (idle)"
-    if "gunicorn" in cmdline:
+    if "app.serve" in cmdline or "gunicorn" in cmdline:
         return "web apps (idle)"
     return "other stack processes"
 

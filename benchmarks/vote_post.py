@@ -7,10 +7,13 @@ One run measures, with the same wrk settings:
   so every vote replaces the last;
 - ours, a poll page: the same against a poll made for the run, POST /p/<id>/vote (or
   /api/polls/<id>/votes), the path a poll people make takes (the same script checks it);
-- the baseline: the classic example-voting-app vote service (benchmarks/baseline_vote_app:
-  a Redis client per request, RPUSH, no session, no CSRF, no WAIT) under gunicorn with as many
-  workers and threads as the stack's vote instances have together, on a free local port,
-  writing to a separate list on the stack's Redis master.
+- the classic example-voting-app vote service (benchmarks/baseline_vote_app: a Redis client
+  per request, RPUSH, no session, no CSRF, no WAIT) twice, each on a free local port writing to
+  a separate list on the stack's Redis master:
+  - "classic (upstream)": as its upstream image runs it: gunicorn, 4 sync workers,
+    keep-alive 0, access log to stdout (here a file);
+  - "classic (4w x 4t)": the same-resources baseline, gunicorn gthread 4 workers x 4 threads,
+    keep-alive on, no access log.
 
     .venv/bin/python benchmarks/vote_post.py                      # default local stack (17000)
     .venv/bin/python benchmarks/vote_post.py --state-dir /tmp/s --base-port 25000 --duration 10
@@ -59,13 +62,19 @@ from ops.wait import WaitTimeout, wait_for
 BIN = Path(sys.executable).parent
 BASELINE_DIR = Path(__file__).resolve().parent / "baseline_vote_app"
 BASELINE_KEY = "bench:baseline:votes"
-# The stack runs each vote instance with GUNICORN_WORKERS=2 (ops/local/programs.py) and gthread with
-# 4 threads (app/gunicorn_conf.py); the baseline gets all of them in one gunicorn.
-OUR_WORKERS_PER_INSTANCE = 2
-OUR_THREADS = 4
 BENCH_NAME = "vote_post"
 # What each target is called in the report and the JSON, in the order they run.
-FIRST, POLL, BASELINE = "first poll", "poll page", "baseline"
+FIRST, POLL, UPSTREAM, SAME = "first poll", "poll page", "classic (upstream)", "classic (4w x 4t)"
+CLASSIC = (UPSTREAM, SAME)
+# How gunicorn runs the classic app for each of its targets.
+GUNICORN_ARGS = {
+    # example-voting-app's vote/Dockerfile: gunicorn app:app -b 0.0.0.0:80 --log-file -
+    # --access-logfile - --workers 4 --keep-alive 0
+    UPSTREAM: ["--workers", "4", "--keep-alive", "0", "--access-logfile", "-", "--log-file", "-"],
+    # The resources the stack's vote tier had under gunicorn (2 instances x 2 workers x 4
+    # threads), with keep-alive and no access log.
+    SAME: ["--workers", "4", "-k", "gthread", "--threads", "4", "--error-logfile", "-"],
+}
 
 # Requests are formatted once per wrk thread; each thread starts at its own place in the list.
 LUA = """
@@ -154,7 +163,7 @@ class Figures:
 
     @property
     def web_cpu_ms(self) -> float:
-        """CPU milliseconds the web tier's gunicorn processes spent per request."""
+        """CPU milliseconds the web tier's server processes spent per request."""
         return self.deltas.get("web_cpu_s", float("nan")) * 1000 / max(self.requests, 1)
 
 
@@ -303,21 +312,25 @@ def measure(
         return figures
 
 
-def gunicorn_processes(port: int) -> list[psutil.Process]:
-    """The gunicorn master listening on `port` and its workers (empty if none is found)."""
+SERVERS = ("gunicorn", "app.serve")
+
+
+def server_processes(port: int) -> list[psutil.Process]:
+    """The web server listening on `port` (gunicorn or granian's app.serve): its main process
+    and its workers (empty if none is found)."""
     for conn in psutil.net_connections("tcp"):
         if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
             proc = psutil.Process(conn.pid)
             parent = proc.parent()
-            if parent is not None and "gunicorn" in " ".join(parent.cmdline()):
-                proc = parent
+            while parent is not None and any(s in " ".join(parent.cmdline()) for s in SERVERS):
+                proc, parent = parent, parent.parent()
             return [proc, *proc.children(recursive=True)]
     return []
 
 
 def cpu_seconds(ports: list[int]) -> Callable[[], float]:
-    """A probe: user + system CPU seconds of the gunicorns on `ports` so far."""
-    procs = [proc for port in ports for proc in gunicorn_processes(port)]
+    """A probe: user + system CPU seconds of the web servers on `ports` so far."""
+    procs = [proc for port in ports for proc in server_processes(port)]
 
     def read() -> float:
         total = 0.0
@@ -337,8 +350,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def baseline_server(stack: Stack, port: int, workers: int, log: Path) -> Iterator[str]:
-    """The classic vote app under gunicorn on `port`, pointed at the stack's Redis master."""
+def baseline_server(stack: Stack, port: int, args: list[str], log: Path) -> Iterator[str]:
+    """The classic vote app under gunicorn `args` on `port`, pointed at the stack's Redis
+    master."""
     env = {
         **os.environ,
         "REDIS_HOST": stack.redis_master[0],
@@ -348,17 +362,7 @@ def baseline_server(stack: Stack, port: int, workers: int, log: Path) -> Iterato
         "VOTES_KEY": BASELINE_KEY,
     }
     cmd = [str(BIN / "gunicorn"), "--chdir", str(BASELINE_DIR), "app:app"]
-    cmd += [
-        "-b",
-        f"{HOST}:{port}",
-        "-w",
-        str(workers),
-        "-k",
-        "gthread",
-        "--threads",
-        str(OUR_THREADS),
-    ]
-    cmd += ["--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "--error-logfile", "-"]
+    cmd += ["-b", f"{HOST}:{port}", "--worker-tmp-dir", "/dev/shm", *args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://{HOST}:{port}"
@@ -459,9 +463,8 @@ def report(rounds: list[Round], settings: Mapping) -> None:
     names = {
         FIRST: f"ours: {settings['paths'][FIRST]} via HAProxy (session, CSRF, WAIT)",
         POLL: f"ours: {settings['paths'][POLL]} (a poll page's)",
-        BASELINE: (
-            f"baseline: classic app ({settings['baseline_workers']}w x {OUR_THREADS}t, RPUSH)"
-        ),
+        UPSTREAM: "classic app, upstream: gunicorn sync x4, keep-alive 0",
+        SAME: "classic app, same resources: gunicorn 4w x 4t",
     }
     click.echo(f"  {'':52}" + "".join(f"{c:>11}" for c in COLUMNS))
     groups = [(f"round {n}", [r]) for n, r in enumerate(rounds, 1)]
@@ -476,7 +479,7 @@ def report(rounds: list[Round], settings: Mapping) -> None:
                 f"  {names[target]:52}"
                 + "".join(f"{v:11.{d}f}" for v, d in zip(row, (0, 1, 1, 0, 2), strict=True))
             )
-        for mine, other in ((FIRST, BASELINE), (POLL, BASELINE), (POLL, FIRST)):
+        for mine, other in ((FIRST, UPSTREAM), (FIRST, SAME), (POLL, UPSTREAM), (POLL, FIRST)):
             ratios = [
                 a / b if b else float("nan") for a, b in zip(rows[mine], rows[other], strict=True)
             ]
@@ -493,7 +496,7 @@ def report(rounds: list[Round], settings: Mapping) -> None:
     if any(accepted):
         click.echo(f"  votes our vote apps counted as accepted: {accepted}")
     click.echo(
-        "  CPU ms/req: user+system CPU of the web tier's gunicorn processes per request (ours: "
+        "  CPU ms/req: user+system CPU of the web tier's server processes per request (ours: "
         "both vote instances, not HAProxy, Redis or the workers)"
     )
 
@@ -558,7 +561,7 @@ def main(
         "threads": threads,
         "voters": voters,
         "paths": {FIRST: vote_path(endpoint, None), POLL: vote_path(endpoint, poll.id)},
-        "baseline_workers": APP_INSTANCES * OUR_WORKERS_PER_INSTANCE,
+        "classic_gunicorn_args": GUNICORN_ARGS,
         # Other work on the machine shares its CPUs with both targets: worth knowing.
         "cpus": os.cpu_count(),
         "load_average_1m": os.getloadavg()[0],
@@ -594,25 +597,26 @@ def run_rounds(
     rounds: int,
     ours_probes: Mapping[str, Callable[[], float]],
 ) -> list[Round]:
-    """Ours in the first poll, ours in a poll page, then the baseline (one gunicorn kept up for
-    all rounds), `rounds` times."""
-    port = free_port()
+    """Ours in the first poll, ours in a poll page, then the classic app with its upstream
+    settings and with the same resources (each one gunicorn kept up for all rounds), `rounds`
+    times."""
     measured = []
-    with (
-        tempfile.TemporaryDirectory(prefix="vote-post-") as tmp,
-        baseline_server(
-            stack, port, settings["baseline_workers"], Path(tmp) / "gunicorn.log"
-        ) as url,
-    ):
-        base_probes = {"web_cpu_s": cpu_seconds([port])}
+    with tempfile.TemporaryDirectory(prefix="vote-post-") as tmp, contextlib.ExitStack() as up:
+        classic = {}
+        for n, target in enumerate(CLASSIC):
+            port = free_port()
+            log_file = Path(tmp) / f"gunicorn-{n}.log"
+            url = up.enter_context(baseline_server(stack, port, GUNICORN_ARGS[target], log_file))
+            classic[target] = (url, {"web_cpu_s": cpu_seconds([port])})
         for number in range(1, rounds + 1):
             figures: Round = {}
             for target in (FIRST, POLL):
                 log(f"round {number}/{rounds}: ours, {settings['paths'][target]} ...")
                 figures[target] = measure(stack.web, entries[target], settings, ours_probes)
-            log(f"round {number}/{rounds}: baseline ({url}) ...")
-            baseline = baseline_entries(settings["voters"])
-            figures[BASELINE] = measure(url, baseline, settings, base_probes)
+            for target, (url, probes) in classic.items():
+                log(f"round {number}/{rounds}: {target} ({url}) ...")
+                baseline = baseline_entries(settings["voters"])
+                figures[target] = measure(url, baseline, settings, probes)
             measured.append(figures)
     return measured
 
@@ -630,7 +634,7 @@ def as_payload(measured: list[Round], settings: Mapping) -> dict:
         ],
         "median_rps": {
             target: statistics.median([r[target].rps for r in measured])
-            for target in (FIRST, POLL, BASELINE)
+            for target in (FIRST, POLL, *CLASSIC)
         },
     }
 

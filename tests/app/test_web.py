@@ -205,8 +205,6 @@ def test_the_server_serves_the_app_and_its_metrics_on_their_own_port(
         METRICS_BIND=f"127.0.0.1:{metrics_port}",
         WEB_WORKERS=workers,
         WEB_ACCESS_LOG="true",
-        # Several workers share their metrics through files.
-        **({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)} if workers != "1" else {}),
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "app.serve", "vote"],

@@ -24,7 +24,7 @@ OPTION = re.compile(r'<button type="submit" name="option" value="([a-z0-9_-]+)"'
 
 
 def instances(stack, app: str) -> list[str]:
-    """Base URLs of the app's gunicorn instances, reached directly (not through HAProxy)."""
+    """Base URLs of the app's instances (granian), reached directly (not through HAProxy)."""
     return [f"http://{HOST}:{port}" for _, name, port in stack.layout.app_instances if name == app]
 
 
@@ -199,7 +199,7 @@ def test_a_vote_through_haproxy_reaches_the_results_within_a_second(stack):
 
 
 def served_requests(stack, program: str) -> float:
-    """The instance's flask_http_request_total, summed over its labels (all gunicorn workers),
+    """The instance's flask_http_request_total, summed over its labels (all its processes),
     from its own metrics port."""
     port = stack.layout.app_metrics_port(program)
     metrics = requests.get(f"http://{HOST}:{port}/metrics", timeout=TIMEOUT).text
