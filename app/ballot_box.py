@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from redis.client import Redis
 
 from core.config import Config
-from core.polls.published import CAST, definition_key
+from core.polls.published import CAST, choices_key, definition_key
 from core.replicated import NotReplicated, WaitPolicy, run_replicated
 from core.stream import STREAM, Vote
 
@@ -56,20 +56,22 @@ def record_vote(
     """Write `vote` to the stream if its poll takes it; return once `config.wait_replicas`
     replicas hold it.
 
-    The poll's published definition is checked in the same script that adds the entry
-    (core/polls/published.py: CAST), so a vote never enters the stream after its poll's
-    close. Raises VoteRefused when the poll is unknown, closed or lacks the option, and
+    The poll's published definition is checked in the same script that adds the entry and
+    records it as the voter's choice in the poll (core/polls/published.py: CAST), so a vote
+    never enters the stream after its poll's close, and WAIT covers the choice too. Raises
+    VoteRefused when the poll is unknown, closed or lacks the option, and
     VoteNotSaved when replicas did not confirm it within `config.write_budget_s` (retries
     add the same vote again, which the worker applies idempotently).
     """
-    args = [vote.option]
+    keep_s = int(config.session_lifetime.total_seconds())
+    args = [vote.option, vote.poll, vote.vote_id, str(keep_s)]
     for name, value in vote.fields().items():
         args += [name, value]
     try:
         reply = run_replicated(
             client,
             CAST,
-            [definition_key(vote.poll), STREAM],
+            [definition_key(vote.poll), STREAM, choices_key(vote.voter)],
             args,
             WaitPolicy.from_config(config),
             wrote=lambda r: r[0] == 1,

@@ -1,6 +1,10 @@
-"""A voter's current choice in a poll: the newer, by stream position, of this session's last
-vote and the worker's Postgres row (the same rule the worker applies: last vote wins by stream
-order)."""
+"""A voter's current choice in a poll: the newer, by stream position, of the vote the vote
+script last accepted from this voter (Redis `choices:<voter>`, core/polls/published.py) and the
+worker's Postgres row (the same rule the worker applies: last vote wins by stream order).
+
+Sessions from before the choices moved to Redis kept them in the session (`choices`); they
+are still read.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import session
+from redis.exceptions import RedisError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -16,12 +21,10 @@ from app.auth import CHOICES
 from app.resources import get_resources
 from core.models import votes
 from core.polls import FIRST_POLL_ID
-from core.stream import MalformedVote, Vote, split_id
+from core.polls.published import choices_key
+from core.stream import MalformedVote, split_id
 
 logger = logging.getLogger(__name__)
-
-# Votes a session remembers per voter (the newest): a session must not grow with every poll.
-MAX_REMEMBERED = 50
 
 
 @dataclass(frozen=True)
@@ -36,28 +39,14 @@ class Choice:
 
 
 def _by_poll(raw: object) -> dict:
-    """A voter's remembered votes by poll. A session from before polls holds one vote, which
-    was in the first poll."""
+    """A voter's votes by poll in an older session. A session from before polls holds one
+    vote, which was in the first poll."""
     if not isinstance(raw, dict):
         return {}
     return {FIRST_POLL_ID: raw} if "option" in raw else raw
 
 
-def remember_vote(vote: Vote, entry_id: str) -> None:
-    """Keep an accepted vote and its stream id in the session, to show it before the worker
-    applies it."""
-    choices = dict(session.get(CHOICES) or {})
-    mine = _by_poll(choices.get(vote.voter)).copy()
-    mine.pop(vote.poll, None)
-    mine[vote.poll] = {"option": vote.option, "vote_id": vote.vote_id, "entry": entry_id}
-    for oldest in list(mine)[: max(0, len(mine) - MAX_REMEMBERED)]:
-        del mine[oldest]
-    choices[vote.voter] = mine
-    session[CHOICES] = choices
-
-
-def remembered_choice(voter: str, poll: str) -> Choice | None:
-    """The last vote this session sent for `voter` in `poll`, if any."""
+def _from_session(voter: str, poll: str) -> Choice | None:
     raw = _by_poll((session.get(CHOICES) or {}).get(voter)).get(poll)
     if not isinstance(raw, dict):
         return None
@@ -65,6 +54,25 @@ def remembered_choice(voter: str, poll: str) -> Choice | None:
         return Choice(str(raw["option"]), str(raw["vote_id"]), split_id(str(raw["entry"])))
     except (KeyError, TypeError, MalformedVote):
         return None
+
+
+def _from_redis(voter: str, poll: str) -> Choice | None:
+    try:
+        raw = get_resources().redis.hget(choices_key(voter), poll)
+    except RedisError as exc:
+        logger.warning("could not read the choices of %s from Redis: %r", voter, exc)
+        return None
+    try:
+        entry, vote_id, option = raw.decode().split(" ")
+        return Choice(option, vote_id, split_id(entry))
+    except (AttributeError, UnicodeDecodeError, ValueError, MalformedVote):
+        return None
+
+
+def remembered_choice(voter: str, poll: str) -> Choice | None:
+    """The last vote the vote app accepted from `voter` in `poll`, if any."""
+    found = [c for c in (_from_redis(voter, poll), _from_session(voter, poll)) if c]
+    return max(found, key=lambda c: c.position, default=None)
 
 
 def recorded_choice(engine: Engine, voter: str, poll: str) -> Choice | None:

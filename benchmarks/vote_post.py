@@ -50,6 +50,7 @@ from stackenv import forget_bench_polls, make_bench_polls, web_verify
 
 from app.sessions import COOKIE_NAME, KEY_PREFIX
 from core.config import Config
+from core.polls.published import choices_key
 from core.redis_client import master_client
 from core.stream import drained
 from ops.deployment import local_stack_settings
@@ -406,14 +407,14 @@ WHERE (tallies.poll_id, tallies.option) = (per_option.poll_id, per_option.option
 
 def forget(stack: Stack, client: Redis, cookies: list[str]) -> str:
     """Take the benchmark's voters out of votes/tallies, delete its poll (with its votes),
-    their sessions and the list."""
+    their sessions, their choices and the list."""
     keys = [KEY_PREFIX + cookie for cookie in cookies]
     voters = []
     for raw in client.mget(keys):
         session = msgspec.msgpack.decode(raw) if raw else {}
         if isinstance(session.get("anon_voter"), str):
             voters.append(session["anon_voter"])
-    client.delete(BASELINE_KEY, *keys)
+    client.delete(BASELINE_KEY, *keys, *map(choices_key, voters))
     try:
         wait_for(lambda: drained(client), "the workers to drain the stream", 120, 0.5)
     except WaitTimeout:

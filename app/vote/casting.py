@@ -8,7 +8,6 @@ from flask import abort
 
 from app.auth import current_user, current_voter
 from app.ballot_box import Recorded, VoteNotSaved, VoteRefused, record_vote
-from app.choices import remember_vote
 from app.metrics import count_vote
 from app.resources import get_config, get_resources
 from core.polls import OPTION_KEY, Poll, is_poll_id
@@ -50,7 +49,9 @@ def cast(poll_id: str, key: object) -> tuple[Vote, Recorded]:
     """Record a vote for option `key` of the poll by the session's voter.
 
     400 for an unknown option, 404 for an unknown poll, 409 for a closed one, 503 unless
-    replicas confirm it; the poll is checked by the same script that writes the vote.
+    replicas confirm it; the poll is checked by the same script that writes the vote and the
+    voter's choice (app/choices.py), so the session does not change: once the voter has an
+    id, a vote is one Redis round trip besides reading the session.
     """
     if not is_poll_id(poll_id):
         count_vote("rejected", "unknown_poll")
@@ -72,5 +73,4 @@ def cast(poll_id: str, key: object) -> tuple[Vote, Recorded]:
             abort(409, CLOSED)
         abort(404, NO_SUCH_POLL)
     count_vote("accepted", "ok")
-    remember_vote(vote, recorded.entry_id)
     return vote, recorded

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import flash, redirect, render_template, request, session
+from flask import flash, redirect, render_template, request
 
 from app.api import page_number
 from app.auth import current_user, current_voter
@@ -20,6 +20,8 @@ from core.polls import FIRST_POLL_ID
 from core.polls.published import list_open
 
 PER_PAGE = 20
+# The query the form's redirect adds: show the confirmation.
+VOTED = "voted"
 
 
 @bp.get("/")
@@ -43,13 +45,18 @@ def poll_page(poll_id: str):
     # No voter id is made for a mere visit (it would keep the session for a month).
     voter = current_voter(create=False)
     choice = current_choice(voter, poll.id, look_up=user is not None) if voter else None
+    chosen = poll.option(choice.option) if choice else None
     now = datetime.now(UTC)
     return render_template(
         "vote/poll.html",
         poll=poll,
+        # After the form's redirect (?voted): the confirmation, from the recorded choice.
+        confirmation=f"Your vote for {chosen.label} is in."
+        if chosen and VOTED in request.args
+        else None,
         is_open=poll.is_open(now),
         ended_at=poll.ended_at(now),
-        chosen=choice.option if choice and poll.option(choice.option) else None,
+        chosen=chosen.key if chosen else None,
         login_needed=get_config().require_login and user is None,
         is_owner=user is not None and user.id == poll.owner_id,
         share_url=request.host_url.rstrip("/") + page_url(poll.id),
@@ -61,12 +68,10 @@ def _vote_form(poll_id: str):
         flash(LOGIN_TO_VOTE, "info")
         # The login app is another service behind the same HAProxy: link by path.
         return redirect(f"/login?next={page_url(poll_id)}", 303)
-    _vote, recorded = cast(poll_id, request.form.get("option"))
-    # Only the newest confirmation matters: a client that never follows the redirect must
-    # not grow its session by one message per vote.
-    session.pop("_flashes", None)
-    flash(f"Your vote for {recorded.label} is in.", "success")
-    return redirect(page_url(poll_id), 303)
+    cast(poll_id, request.form.get("option"))
+    # The page confirms the vote from the voter's recorded choice: no message is kept in the
+    # session, which stays unchanged (no write).
+    return redirect(f"{page_url(poll_id)}?{VOTED}", 303)
 
 
 @bp.post("/p/<poll_id>/vote")

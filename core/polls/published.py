@@ -10,6 +10,12 @@ vote app never needs Postgres. Every key is here (ACL pattern `~polls:*`):
 - `polls:open` (sorted set): the ids of open, listed polls scored by creation time (ms); the
   home page.
 
+Beside them, `choices:<voter>` (hash, ACL pattern `~choices:*`): each voter's last accepted
+vote per poll, `<poll id>` = `<stream entry id> <vote id> <option key>`, written by the vote
+script in the same atomic step as the stream entry (so the same WAIT covers both) and kept
+as long as a session (SESSION_LIFETIME_DAYS after the voter's last vote). The pages show it
+until the worker has applied the vote to Postgres; nothing else reads it.
+
 A deleted poll leaves a tombstone (`state` deleted, for a day) so that a late publication of
 its older self cannot bring it back. Writes are scripts (atomic, safe to repeat) run with WAIT
 through core.replicated; an older revision never overwrites a newer one.
@@ -28,6 +34,7 @@ from core.polls.poll import OPEN, Poll, PollOption
 from core.replicated import Call, LuaScript, WaitPolicy, run_replicated
 
 DEFINITION_PREFIX = "polls:def:"
+CHOICES_PREFIX = "choices:"
 OPEN_INDEX = "polls:open"
 DELETED = "deleted"
 # A tombstone outlives any publication still in flight (a sweep takes seconds).
@@ -88,9 +95,12 @@ return removed
 """)
 
 # The vote path's check and write in one atomic step. KEYS: the poll's definition, the vote
-# stream. ARGV: the option's key, then the stream entry's field/value pairs. Nothing enters
-# the stream for a poll that is unknown, closed (by its owner or by its closing time, on
-# Redis' clock) or lacks the option; so once a close is published, no vote can follow it.
+# stream, the voter's choices. ARGV: the option's key, the poll id, the vote id, how long the
+# choices are kept (s), then the stream entry's field/value pairs. Nothing enters the stream
+# for a poll that is unknown, closed (by its owner or by its closing time, on Redis' clock) or
+# lacks the option; so once a close is published, no vote can follow it. An accepted vote
+# becomes the voter's choice in the poll (scripts run one at a time, so the last entry added
+# is the last choice written: last vote wins, as in the worker).
 # Reply: {1, entry id, option label} or {0, reason}.
 CAST = LuaScript("""
 local def = redis.call('HMGET', KEYS[1], 'state', 'closes_ms', 'opt:' .. ARGV[1])
@@ -105,12 +115,19 @@ if def[2] and def[2] ~= '' then
   end
 end
 if not def[3] then return {0, 'unknown_option'} end
-return {1, redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2)), def[3]}
+local entry = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+redis.call('HSET', KEYS[3], ARGV[2], entry .. ' ' .. ARGV[3] .. ' ' .. ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return {1, entry, def[3]}
 """)
 
 
 def definition_key(poll_id: str) -> str:
     return DEFINITION_PREFIX + poll_id
+
+
+def choices_key(voter: str) -> str:
+    return CHOICES_PREFIX + voter
 
 
 def _ms(when: datetime | None) -> str:

@@ -69,12 +69,13 @@ def test_a_poll_page_votes_and_shows_the_choice_per_poll(make_app, new_poll, mas
     client = make_app("vote", **NO_DATABASE).test_client()
 
     response = vote_on_page(client, tea.id, "coffee")
-    page = client.get(f"/p/{tea.id}").get_data(as_text=True)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
     vote_on_page(client, "first", "cats")
 
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/p/{tea.id}"
+    assert response.headers["Location"] == f"/p/{tea.id}?voted"
     assert "Your vote for Coffee is in." in page
+    assert "is in." not in client.get(f"/p/{tea.id}").get_data(as_text=True)
     assert f'value="http://localhost/p/{tea.id}"' in page  # the link to share
     one, two = entries(master)
     assert (one["poll"], one["option"], two["poll"], two["option"]) == (

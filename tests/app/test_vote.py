@@ -9,9 +9,11 @@ import pytest
 import redis.client
 from flask.testing import FlaskClient
 
+from app.sessions import KEY_PREFIX
 from core.polls import FIRST_POLL_ID
+from core.polls.published import choices_key
 from core.stream import STREAM
-from tests.app.conftest import api_token, csrf_from_page
+from tests.app.conftest import api_token, csrf_from_page, session_cookie
 
 FIRST_PAGE = f"/p/{FIRST_POLL_ID}"
 
@@ -41,12 +43,12 @@ def test_form_vote_is_written_to_the_stream_and_confirmed(client, master):
     response = vote_by_form(client, "dogs")
 
     assert response.status_code == 303
-    assert response.headers["Location"] == FIRST_PAGE
+    assert response.headers["Location"] == f"{FIRST_PAGE}?voted"
     [entry] = entries(master)
     assert VOTE_ID.fullmatch(entry["vote_id"])
     assert ANON.fullmatch(entry["voter"])
     assert (entry["poll"], entry["option"]) == (FIRST_POLL_ID, "dogs")
-    page = client.get(FIRST_PAGE).get_data(as_text=True)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Your vote for Dogs is in." in page
     assert chosen_options(client) == ["dogs"]
 
@@ -174,6 +176,31 @@ def test_unknown_option_names_the_valid_ones(client):
     assert "cats, dogs" in response.get_json()["error"]
 
 
+def test_a_vote_writes_the_choice_with_the_entry_and_leaves_the_session_alone(
+    client, master, redis_servers
+):
+    """The vote script records the voter's choice beside the stream entry, so WAIT covers
+    both; once the voter has an id, neither the form nor the API writes the session."""
+    vote_by_form(client, "dogs")  # the first vote makes the voter id (a session write)
+    key = KEY_PREFIX + session_cookie(client)
+    stored, ttl = master.get(key), master.ttl(key)
+
+    form = vote_by_form(client, "cats")
+    api = client.post(
+        "/api/votes", json={"option": "dogs"}, headers={"X-CSRFToken": api_token(client)}
+    )
+
+    assert (form.status_code, api.status_code) == (303, 202)
+    assert master.get(key) == stored
+    assert master.ttl(key) <= ttl
+    last = entries(master)[-1]
+    replica = redis_servers.client(redis_servers.replica_port)
+    recorded = replica.hget(choices_key(last["voter"]), FIRST_POLL_ID).decode()
+    assert recorded.split(" ")[1:] == [last["vote_id"], "dogs"]
+    assert 0 < replica.ttl(choices_key(last["voter"])) <= 30 * 86_400
+    assert chosen_options(client) == ["dogs"]
+
+
 def test_a_vote_not_confirmed_by_replicas_is_never_reported_as_accepted(make_app, master):
     # Only one replica exists, so WAIT 2 can never be satisfied.
     app = make_app(
@@ -192,7 +219,11 @@ def test_a_vote_not_confirmed_by_replicas_is_never_reported_as_accepted(make_app
     assert "could not be saved safely" in form.get_data(as_text=True)
     page = client.get(FIRST_PAGE).get_data(as_text=True)
     assert "is in." not in page
-    assert chosen_options(client) == []
+    # The choice shown shares the fate of the stream entry (one script writes both): the
+    # master holds it, and the worker counts it unless the master is lost before a replica
+    # has it, in which case both are gone.
+    assert {e["option"] for e in entries(master)} == {"dogs"}
+    assert chosen_options(client) == ["dogs"]
 
 
 def test_require_login_refuses_anonymous_votes(make_app, master):
