@@ -88,9 +88,15 @@ def _component(proc: psutil.Process) -> str:
     if name == "haproxy":
         return "haproxy"
     if "-m worker" in cmdline:
-        return "stack's own workers (idle)"
+        return "workers"
     if "app.serve" in cmdline or "gunicorn" in cmdline:
-        return "web apps (idle)"
+        return "web apps"
+    if "patroni" in cmdline:
+        return "patroni (3)"
+    if "exporter" in name or "exporter" in cmdline:
+        return "exporters"
+    if name == "prometheus":
+        return "prometheus"
     return "other stack processes"
 
 

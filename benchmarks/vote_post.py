@@ -46,7 +46,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import create_engine, text
-from stackenv import forget_bench_polls, make_bench_polls, web_verify
+from stackenv import CpuMeter, forget_bench_polls, make_bench_polls, web_verify
 
 from app.sessions import COOKIE_NAME, KEY_PREFIX
 from core.config import Config
@@ -490,6 +490,20 @@ def report(rounds: list[Round], settings: Mapping) -> None:
             )
     statuses = [{t: f.statuses for t, f in r.items()} for r in rounds]
     click.echo(f"  HTTP statuses: {statuses}")
+    click.echo("  CPU ms per vote by component (ours; median over rounds):")
+    components = sorted({k for r in rounds for k in r[FIRST].deltas if k.startswith("cpu_s:")})
+    totals = {FIRST: 0.0, POLL: 0.0}
+    for key in components:
+        row = []
+        for target in (FIRST, POLL):
+            ms = statistics.median(
+                r[target].deltas.get(key, 0.0) * 1000 / max(r[target].requests, 1) for r in rounds
+            )
+            totals[target] += ms
+            row.append(ms)
+        click.echo(f"    {key.removeprefix('cpu_s:'):48}" + "".join(f"{v:11.2f}" for v in row))
+    if components:
+        click.echo(f"    {'whole stack':48}" + "".join(f"{totals[t]:11.2f}" for t in totals))
     accepted = [
         {t: r[t].deltas["accepted"] for t in (FIRST, POLL) if "accepted" in r[t].deltas}
         for r in rounds
@@ -572,6 +586,10 @@ def main(
         ports = [layout.app_port("vote", i) for i in range(1, APP_INSTANCES + 1)]
         ours_probes["web_cpu_s"] = cpu_seconds(ports)
         ours_probes["accepted"] = lambda: accepted_votes(stack.vote_metrics)
+        meter = CpuMeter(layout)
+        for component in meter.snapshot():
+            if not component.startswith("benchmark"):
+                ours_probes[f"cpu_s:{component}"] = _component_probe(meter, component)
     made: list[tuple[str, str]] = []
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -620,6 +638,10 @@ def run_rounds(
                 figures[target] = measure(url, baseline, settings, probes)
             measured.append(figures)
     return measured
+
+
+def _component_probe(meter: CpuMeter, component: str) -> Callable[[], float]:
+    return lambda: meter.snapshot().get(component, 0.0)
 
 
 def as_payload(measured: list[Round], settings: Mapping) -> dict:

@@ -175,6 +175,9 @@ class Config:
     worker_name: str = "worker-1"
     worker_batch: int = 2000
     worker_block_ms: int = 1000
+    # After a blocking read brings fewer than WORKER_BATCH new votes, wait this long for more
+    # before applying them: one Postgres commit for many votes instead of a few (0: never).
+    worker_linger_ms: int = 100
     worker_claim_idle_ms: int = 30_000
     worker_max_deliveries: int = 5
     worker_metrics_port: int = 0
@@ -207,6 +210,8 @@ class Config:
         ]:
             if value < 1:
                 raise ConfigError(f"{name}: must be at least 1")
+        if not 0 <= self.worker_linger_ms <= self.worker_block_ms:
+            raise ConfigError("WORKER_LINGER_MS: must be between 0 and WORKER_BLOCK_MS")
         if not self.worker_name.strip():
             raise ConfigError("WORKER_NAME: must not be empty")
 
@@ -262,6 +267,7 @@ class Config:
             worker_name=env.get("WORKER_NAME", "worker-1"),
             worker_batch=int(_number(env, "WORKER_BATCH", 2000)),
             worker_block_ms=int(_number(env, "WORKER_BLOCK_MS", 1000)),
+            worker_linger_ms=int(_number(env, "WORKER_LINGER_MS", 100)),
             worker_claim_idle_ms=int(_number(env, "WORKER_CLAIM_IDLE_MS", 30_000)),
             worker_max_deliveries=int(_number(env, "WORKER_MAX_DELIVERIES", 5)),
             worker_metrics_port=int(_number(env, "WORKER_METRICS_PORT", 0)),

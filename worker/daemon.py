@@ -177,7 +177,8 @@ class VoteWorker:
 
     def _fetch(self, block: bool = True) -> Batch:
         """Own pending entries first, then entries idle at dead consumers, then new ones
-        (waiting up to WORKER_BLOCK_MS for them when `block`)."""
+        (waiting up to WORKER_BLOCK_MS for them when `block`, and then WORKER_LINGER_MS for
+        more to join them)."""
         count = self.config.worker_batch
         if self._pending_cursor is not None:
             entries = self.group.read(self._pending_cursor, count)
@@ -190,8 +191,14 @@ class VoteWorker:
             entries = self._claim(count)
             if entries:
                 return self._decode(entries)
-        block_ms = self.config.worker_block_ms if block else None
-        return self._decode(self.group.read(">", count, block_ms))
+        if not block:
+            return self._decode(self.group.read(">", count))
+        entries = self.group.read(">", count, self.config.worker_block_ms)
+        if entries and len(entries) < count and self.config.worker_linger_ms:
+            # The first new votes arrived: let more join them for one commit.
+            self._sleep(self.config.worker_linger_ms / 1000)
+            entries += self.group.read(">", count - len(entries))
+        return self._decode(entries)
 
     def _group_lost(self, exc: ResponseError) -> None:
         """The group vanished (a failover to a replica without it): recreate it at id 0.

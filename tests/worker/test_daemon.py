@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import time
 
 import redis
 from sqlalchemy import create_engine
@@ -104,6 +105,27 @@ def test_a_restarted_worker_finishes_its_own_pending_entries_first(
     with running(worker):
         wait_until(lambda: drained(rclient), "the stream to drain")
     assert sample(worker, "vote_worker_redelivered_total", source="pending") == 20
+    assert_exact(db, ledger)
+
+
+def test_votes_arriving_close_together_are_applied_in_one_commit(
+    worker_config, ledger, rclient, db
+):
+    """A trickle of votes is gathered for WORKER_LINGER_MS into one batch (one Postgres
+    commit) instead of one batch per vote; with no linger each waits for its own."""
+
+    def trickle(linger_ms: int) -> float:
+        worker = VoteWorker.from_config(worker_config(linger_ms=linger_ms, block_ms=1000))
+        with running(worker):
+            time.sleep(0.3)  # the worker is in its blocking read
+            for n in range(10):
+                ledger.vote(f"anon:t{linger_ms}-{n}", "cats")
+                time.sleep(0.02)
+            wait_until(lambda: drained(rclient), "the stream to drain")
+        return sample(worker, "vote_worker_batches_total")
+
+    assert trickle(linger_ms=500) == 1
+    assert trickle(linger_ms=0) >= 5
     assert_exact(db, ledger)
 
 
