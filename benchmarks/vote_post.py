@@ -290,15 +290,32 @@ def run_wrk(url: str, script: Path, duration: float, connections: int, threads: 
     return Figures(**json.loads(line.removeprefix("WRK_RESULT ")))
 
 
+# What a probe reads: one number, or several by name.
+Probe = Callable[[], float | Mapping[str, float]]
+
+
+def read_probes(probes: Mapping[str, Probe]) -> dict[str, float]:
+    """Every probe's reading now, several-valued ones as "name:key" entries."""
+    values: dict[str, float] = {}
+    for name, probe in probes.items():
+        reading = probe()
+        if isinstance(reading, Mapping):
+            values.update({f"{name}:{key}": value for key, value in reading.items()})
+        else:
+            values[name] = reading
+    return values
+
+
 def measure(
     url: str,
     entries: list[Entry],
     settings: Mapping,
-    probes: Mapping[str, Callable[[], float]],
+    probes: Mapping[str, Probe],
 ) -> Figures:
     """A warm-up run (discarded), then the measured one with the same script.
 
-    Each probe is read just before and after the measured run; `Figures.deltas` has the change.
+    Each probe is read just before and after the measured run; `Figures.deltas` has the change
+    (a probe that reads several values, such as CPU by component, gives "name:key" entries).
     """
     duration, warmup = settings["duration"], settings["warmup"]
     connections, threads = settings["connections"], settings["threads"]
@@ -307,9 +324,10 @@ def measure(
         script.flush()
         if warmup > 0:
             run_wrk(url, Path(script.name), warmup, connections, threads)
-        before = {name: probe() for name, probe in probes.items()}
+        before = read_probes(probes)
         figures = run_wrk(url, Path(script.name), duration, connections, threads)
-        figures.deltas = {name: probe() - before[name] for name, probe in probes.items()}
+        after = read_probes(probes)
+        figures.deltas = {name: value - before.get(name, 0.0) for name, value in after.items()}
         return figures
 
 
@@ -581,15 +599,16 @@ def main(
         "cpus": os.cpu_count(),
         "load_average_1m": os.getloadavg()[0],
     }
-    ours_probes: dict[str, Callable[[], float]] = {}
+    ours_probes: dict[str, Probe] = {}
     if not url:
         ports = [layout.app_port("vote", i) for i in range(1, APP_INSTANCES + 1)]
         ours_probes["web_cpu_s"] = cpu_seconds(ports)
         ours_probes["accepted"] = lambda: accepted_votes(stack.vote_metrics)
         meter = CpuMeter(layout)
-        for component in meter.snapshot():
-            if not component.startswith("benchmark"):
-                ours_probes[f"cpu_s:{component}"] = _component_probe(meter, component)
+        # One snapshot of every process per reading, by component (not this script's own).
+        ours_probes["cpu_s"] = lambda: {
+            k: v for k, v in meter.snapshot().items() if not k.startswith("benchmark")
+        }
     made: list[tuple[str, str]] = []
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -614,7 +633,7 @@ def run_rounds(
     entries: Mapping[str, list[Entry]],
     settings: Mapping,
     rounds: int,
-    ours_probes: Mapping[str, Callable[[], float]],
+    ours_probes: Mapping[str, Probe],
 ) -> list[Round]:
     """Ours in the first poll, ours in a poll page, then the classic app with its upstream
     settings and with the same resources (each one gunicorn kept up for all rounds), `rounds`
@@ -638,10 +657,6 @@ def run_rounds(
                 figures[target] = measure(url, baseline, settings, probes)
             measured.append(figures)
     return measured
-
-
-def _component_probe(meter: CpuMeter, component: str) -> Callable[[], float]:
-    return lambda: meter.snapshot().get(component, 0.0)
 
 
 def as_payload(measured: list[Round], settings: Mapping) -> dict:
