@@ -88,11 +88,12 @@ def recorded_choice(engine: Engine, voter: str, poll: str) -> Choice | None:
 
 
 def current_choice(voter: str, poll: str, *, look_up: bool) -> Choice | None:
-    """The newer of the session's vote and (when `look_up`) the Postgres row via a replica.
+    """The newer of the remembered choice (Redis, or an older session) and, when `look_up`,
+    the Postgres row via a replica.
 
-    Anonymous voters exist only in this session, so there is nothing to look up for them;
-    an account may have voted from another browser. If Postgres is unreachable the page
-    still works from the session alone.
+    An anonymous voter exists only in this browser's session, so the remembered choice is
+    all there is; an account's vote may not be applied yet or come from another browser. If
+    Postgres is unreachable the page still works from the remembered choice alone.
     """
     remembered = remembered_choice(voter, poll)
     if not look_up:
