@@ -24,15 +24,23 @@ def json_object(example: str, *, allowed: frozenset[str] | None = None) -> dict:
         abort(400, f"The body is not acceptable JSON ({exc}); send an object such as {example}.")
     if not isinstance(data, dict):
         abort(400, f"The body must be a JSON object such as {example}.")
-    for key, value in data.items():
-        items = value if isinstance(value, list) else [value]
-        if any(isinstance(item, dict | list) for item in items):
-            abort(400, f"The field {key!r} must not hold objects or nested lists.")
+    nested = nested_field(data)
+    if nested is not None:
+        abort(400, f"The field {nested!r} must not hold objects or nested lists.")
     if allowed is not None:
         unknown = sorted(set(data) - allowed)
         if unknown:
             abort(400, f"Unknown field {unknown[0]!r}: send only {', '.join(sorted(allowed))}.")
     return data
+
+
+def nested_field(data: dict) -> str | None:
+    """The first field of a JSON object holding an object or a nested list, if any."""
+    for key, value in data.items():
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, dict | list) for item in items):
+            return key
+    return None
 
 
 def page_number() -> int:

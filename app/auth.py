@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import Blueprint, Flask, current_app, has_request_context, jsonify, session
@@ -46,26 +47,36 @@ def _session_usable() -> bool:
     return has_request_context() and request_ctx.session is not None
 
 
-def current_user() -> User | None:
-    """The logged-in account, or None."""
-    if not _session_usable():
-        return None
-    user_id, username = session.get(USER_ID), session.get(USERNAME)
+def user_in(data: Mapping) -> User | None:
+    """The logged-in account a session's data holds, or None."""
+    user_id, username = data.get(USER_ID), data.get(USERNAME)
     if isinstance(user_id, int) and isinstance(username, str):
         return User(user_id, username)
     return None
 
 
-def current_voter(*, create: bool = True) -> str | None:
-    """The voter id: 'user:<id>' when logged in, else this session's 'anon:<hex>' id."""
-    user = current_user()
+def voter_in(data: Mapping) -> str | None:
+    """The voter a session's data holds: 'user:<id>' when logged in, else its 'anon:<hex>'
+    id, else None."""
+    user = user_in(data)
     if user is not None:
         return user.voter
-    anon = session.get(ANON_VOTER)
+    anon = data.get(ANON_VOTER)
     if isinstance(anon, str) and _ANON.fullmatch(anon):
         return anon
-    if not create:
-        return None
+    return None
+
+
+def current_user() -> User | None:
+    """The logged-in account, or None."""
+    return user_in(session) if _session_usable() else None
+
+
+def current_voter(*, create: bool = True) -> str | None:
+    """The voter id: 'user:<id>' when logged in, else this session's 'anon:<hex>' id."""
+    voter = voter_in(session) if _session_usable() else None
+    if voter is not None or not create:
+        return voter
     anon = f"anon:{uuid.uuid4().hex}"
     session[ANON_VOTER] = anon
     return anon

@@ -63,34 +63,38 @@ class StrictJSON(DefaultJSONProvider):
         return value
 
 
-def _utf8(raw: bytes, what: str) -> str:
+def utf8(raw: bytes, what: str) -> str:
+    """`raw` as text, or InputError naming `what` unless it is valid UTF-8."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{what} is not valid UTF-8") from None
 
 
+def check_urlencoded(data: bytes, whole: str, each: str) -> None:
+    """Refuse a query string or form body (`whole`) whose names or values (`each`), once
+    unescaped, are not UTF-8 or hold control characters."""
+    for part in data.split(b"&"):
+        for piece in part.split(b"=", 1):
+            check_text(utf8(unquote_to_bytes(piece.replace(b"+", b" ")), whole), each)
+
+
 def check_request(req: Request) -> None:
     """Apply the rules to the path, the query string and a form or JSON body."""
     # WSGI hands the path over as latin-1 characters standing for the raw bytes.
-    path = _utf8(req.environ.get("PATH_INFO", "").encode("latin-1"), "the path")
+    path = utf8(req.environ.get("PATH_INFO", "").encode("latin-1"), "the path")
     check_text(path, "the path")
-    for part in req.query_string.split(b"&"):
-        for piece in part.split(b"=", 1):
-            check_text(_utf8(unquote_to_bytes(piece.replace(b"+", b" ")), "the query"), "the query")
+    check_urlencoded(req.query_string, "the query", "the query")
     if req.mimetype in FORM_TYPES:
         body = req.get_data(cache=True)
         if req.mimetype == FORM_TYPES[0]:
-            for part in body.split(b"&"):
-                for piece in part.split(b"=", 1):
-                    text = _utf8(unquote_to_bytes(piece.replace(b"+", b" ")), "the form")
-                    check_text(text, "a form field")
+            check_urlencoded(body, "the form", "a form field")
         else:
             for key, value in req.form.items(multi=True):
                 check_text(key, "a form field")
                 check_text(value, "a form field")
     elif req.is_json and req.content_length != 0:
-        _utf8(req.get_data(cache=True), "the JSON body")
+        utf8(req.get_data(cache=True), "the JSON body")
 
 
 TOO_LARGE = "ha_vote.body_too_large"

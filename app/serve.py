@@ -44,10 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return ExitStatus.CONFIG_ERROR
     made = _metrics_files(web.workers)
-    from granian import Granian
     from granian.constants import Interfaces
 
-    server = Granian(
+    server = _server_class(web.workers)(
         f"app.wsgi:{args[0]}",
         address=web.host,
         port=web.port,
@@ -70,6 +69,32 @@ def main(argv: list[str] | None = None) -> int:
         if made:
             shutil.rmtree(made, ignore_errors=True)
     return ExitStatus.OK
+
+
+def _server_class(workers: int) -> type:
+    """granian's process server for several workers; for one, its thread server, so the
+    worker runs in this process instead of a child (one Python process per instance: ~25 MiB
+    less each, measured in docs/BENCHMARKS.md)."""
+    from granian.server import MPServer, MTServer
+    from granian.server.common import AbstractServer
+
+    if workers > 1:
+        return MPServer
+
+    class InProcess(MTServer):
+        """granian's thread server (made for free-threaded Python) on a Python with a GIL:
+        the worker's Python code holds the GIL as it would in a worker process; the main
+        thread only waits for signals. Pinned by tests/app/test_serve.py."""
+
+        def _check_gil(self) -> None:
+            pass  # it refuses to run with the GIL enabled
+
+        def serve(self, *args, **kwargs) -> None:
+            # MTServer.serve only adds a warning about free-threaded Python and refuses the
+            # reloader and the memory monitor, which this module never asks for.
+            AbstractServer.serve(self, *args, **kwargs)
+
+    return InProcess
 
 
 def _metrics_files(workers: int) -> str | None:

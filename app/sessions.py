@@ -8,6 +8,7 @@ memory each, not a month.
 
 from __future__ import annotations
 
+import pickle
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,11 @@ SESSIONLESS_PREFIXES = ("/healthz", "/readyz", "/static/", "/api/results")
 RESULTS_FEED = re.compile(r"/api/polls/[^/]+/results")
 
 
+# Set on a request answered without its session (app/vote/fast.py sets it on a vote it hands
+# over to the views after reading the session itself).
+SKIP_SESSION = "ha_vote.skip_session"
+
+
 # What makes a session worth keeping long: a voter id, an account, votes (app/auth.py).
 KEEP_KEYS = ("anon_voter", "user_id", "choices")
 
@@ -40,9 +46,24 @@ class RedisSessions(RedisSessionInterface):
         self.anonymous_lifetime = anonymous_lifetime
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.path.startswith(SESSIONLESS_PREFIXES) or RESULTS_FEED.fullmatch(request.path):
+        if (
+            request.path.startswith(SESSIONLESS_PREFIXES)
+            or RESULTS_FEED.fullmatch(request.path)
+            or SKIP_SESSION in request.environ
+        ):
             return self.make_null_session(app)
         return super().open_session(app, request)
+
+    def _retrieve_session_data(self, store_id: str) -> dict | None:
+        # A record that cannot be decoded (written by another version, damaged) is no
+        # session: the visitor gets a new one instead of a 500 on every request.
+        raw = self.client.get(store_id)
+        if not raw:
+            return None
+        try:
+            return self.serializer.decode(raw)
+        except pickle.UnpicklingError:  # Flask-Session logged why
+            return None
 
     def lifetime(self, app: Flask, session: SessionMixin) -> timedelta:
         if any(key in session for key in KEEP_KEYS):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import NoReturn
 
 from flask import abort
 
@@ -38,7 +39,7 @@ def login_missing() -> bool:
     return False
 
 
-def _unknown_option(poll_id: str, key: object) -> None:
+def _unknown_option(poll_id: str, key: object) -> NoReturn:
     count_vote("rejected", "unknown_option")
     valid = ", ".join(o.key for o in published_poll(poll_id).options)
     shown = key[:40] + "..." if isinstance(key, str) and len(key) > 40 else key
@@ -61,16 +62,21 @@ def cast(poll_id: str, key: object) -> tuple[Vote, Recorded]:
     vote = Vote.new(poll_id, current_voter(), key)
     try:
         recorded = record_vote(get_resources().redis, vote, get_config())
-    except VoteNotSaved as exc:
+    except (VoteNotSaved, VoteRefused) as exc:
+        refuse(vote, exc)
+    count_vote("accepted", "ok")
+    return vote, recorded
+
+
+def refuse(vote: Vote, exc: VoteNotSaved | VoteRefused) -> NoReturn:
+    """Answer a vote the poll refused (400, 404, 409) or replicas did not confirm (503)."""
+    if isinstance(exc, VoteNotSaved):
         count_vote("rejected", "not_saved")
         logger.warning("vote %s by %s not saved: %s", vote.vote_id, vote.voter, exc)
         abort(503, NOT_SAVED)
-    except VoteRefused as exc:
-        if exc.reason == "unknown_option":
-            _unknown_option(poll_id, key)
-        count_vote("rejected", exc.reason)
-        if exc.reason == "closed":
-            abort(409, CLOSED)
-        abort(404, NO_SUCH_POLL)
-    count_vote("accepted", "ok")
-    return vote, recorded
+    if exc.reason == "unknown_option":
+        _unknown_option(vote.poll, vote.option)
+    count_vote("rejected", exc.reason)
+    if exc.reason == "closed":
+        abort(409, CLOSED)
+    abort(404, NO_SUCH_POLL)

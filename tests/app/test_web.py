@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -225,8 +226,14 @@ def test_the_server_serves_the_app_and_its_metrics_on_their_own_port(
             text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
             assert 'vote_submissions_total{outcome="accepted",reason="ok"} 3.0' in text
         assert requests.get(f"{base}/metrics", timeout=5).status_code == 404
+        # One worker runs in the server's own process; more are processes of their own
+        # (beside multiprocessing's resource tracker).
+        children = psutil.Process(server.pid).children()
+        assert len(children) == 0 if workers == "1" else len(children) > int(workers)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
     assert b"Traceback" not in output
+    assert b"free-threaded" not in output
     assert b"POST /api/votes" in output
