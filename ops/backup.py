@@ -12,15 +12,11 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import RedisError
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -28,13 +24,10 @@ from sqlalchemy.engine import make_url
 from core.polls.sync import SyncReport, sync_all
 from core.redis_client import make_sentinel
 from core.replicated import NotReplicated, WaitPolicy
+from ops.backup_schedule import STAMP, BackupError
 from ops.deployment import Deployment
 
 logger = logging.getLogger(__name__)
-
-
-class BackupError(Exception):
-    """A backup or restore step failed; the message names the step."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +102,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-STAMP = "%Y%m%dT%H%M%SZ"
 
 
 def take(source: BackupSource, dest_root: Path) -> Path:
@@ -206,91 +196,3 @@ def republish_polls(target: Deployment) -> SyncReport:
     finally:
         engine.dispose()
         client.close()
-
-
-def complete_backups(dest_root: Path) -> list[Path]:
-    """The complete backups under dest_root, oldest first."""
-    if not dest_root.is_dir():
-        return []
-    return sorted(p for p in dest_root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def newest_time(dest_root: Path) -> float | None:
-    """When the newest complete backup was taken (Unix time), if there is one."""
-    for path in reversed(complete_backups(dest_root)):
-        try:
-            return datetime.strptime(path.name, STAMP).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    return None
-
-
-def prune(dest_root: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` complete backups; return what was deleted."""
-    backups = complete_backups(dest_root)
-    doomed = backups[:-keep] if keep > 0 else []
-    for path in doomed:
-        shutil.rmtree(path)
-    return doomed
-
-
-class BackupMetrics:
-    """What Prometheus needs to alert on stale backups (monitoring/rules/backup.yml)."""
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        self.last_success = Gauge(
-            "ha_vote_backup_last_success_timestamp_seconds",
-            "When the newest complete backup was taken (0: none yet)",
-            registry=self.registry,
-        )
-        self.failures = Counter(
-            "ha_vote_backup_failures", "Backups that failed", registry=self.registry
-        )
-
-
-class Scheduler:
-    """Takes a backup every `every` seconds until SIGTERM/SIGINT; failures are logged, retried.
-
-    `take_one` raises BackupError for every failure it expects (an unreachable Sentinel,
-    Postgres refusing the dump, a full disk), so none of them stops the scheduler.
-    """
-
-    def __init__(
-        self,
-        take_one: Callable[[], Path],
-        every: float,
-        keep: int,
-        dest_root: Path,
-        sleep: Callable[[float], None] = time.sleep,
-        metrics: BackupMetrics | None = None,
-    ) -> None:
-        self.take_one, self.every, self.keep, self.dest_root = take_one, every, keep, dest_root
-        self.sleep = sleep
-        self.metrics = metrics or BackupMetrics()
-        self.metrics.last_success.set(newest_time(dest_root) or 0)
-        self.stopping = False
-
-    def _stop(self, *_: object) -> None:
-        self.stopping = True
-
-    def run_cycle(self) -> None:
-        try:
-            path = self.take_one()
-        except BackupError as exc:
-            self.metrics.failures.inc()
-            logger.error("backup failed: %s (next try in %.0f s)", exc, self.every)
-            return
-        logger.info("backup written to %s", path)
-        self.metrics.last_success.set(newest_time(self.dest_root) or time.time())
-        for old in prune(self.dest_root, self.keep):
-            logger.info("pruned old backup %s", old)
-
-    def run(self) -> None:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        while not self.stopping:
-            self.run_cycle()
-            deadline = time.monotonic() + self.every
-            while not self.stopping and time.monotonic() < deadline:
-                self.sleep(min(1.0, deadline - time.monotonic()))

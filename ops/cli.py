@@ -8,6 +8,7 @@ import signal
 import sys
 from enum import IntEnum
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -379,23 +380,27 @@ def backup_command(
     root = Path(dest) if dest else target.backup_dir or Path("backups")
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)  # dumps hold password hashes and sessions
-    bindir = _pg_bindir()
     if every > 0:
-        from core.logs import configure_logging
-
-        configure_logging()
-        scheduler = backup_mod.Scheduler(
-            lambda: backup_mod.take(backup_mod.source_of(target, bindir), root), every, keep, root
-        )
-        if metrics_addr:
-            _serve_metrics(metrics_addr, scheduler.metrics.registry)
-        scheduler.run()
-        return
+        _schedule_backups(root, every, keep, metrics_addr)
+    bindir = _pg_bindir()
     try:
         path = backup_mod.take(backup_mod.source_of(target, bindir), root)
     except backup_mod.BackupError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"backup written to {path}")
+
+
+def _schedule_backups(root: Path, every: float, keep: int, metrics_addr: str | None) -> NoReturn:
+    """Become the small scheduler process (ops/backup_schedule.py) that runs this very
+    command, once (`--every 0` last overrides), every `every` seconds."""
+    if metrics_addr is not None and not metrics_addr.rpartition(":")[2].isdigit():
+        raise CliError(f"--metrics: expected host:port, got {metrics_addr!r}", ExitStatus.USAGE)
+    this = [sys.executable, "-m", "ops.cli"] if sys.argv[0].endswith(".py") else [sys.argv[0]]
+    once = [*this, *sys.argv[1:], "--every", "0"]
+    args = ["--every", str(every), "--keep", str(keep), "--dest", str(root)]
+    args += ["--metrics", metrics_addr] if metrics_addr else []
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "ops.backup_schedule", *args, "--", *once])
 
 
 @cli.command("restore")
@@ -473,18 +478,6 @@ def etcd_auth_command(endpoint: str, secrets_dir: str) -> None:
     except (etcd_auth.EtcdAuthError, KeyError) as exc:
         raise CliError(f"etcd authentication: {exc}") from None
     click.echo("etcd authentication enabled" if changed else "etcd authentication already on")
-
-
-def _serve_metrics(addr: str, registry) -> None:
-    from prometheus_client import start_http_server
-
-    host, _, port = addr.rpartition(":")
-    if not port.isdigit():
-        raise CliError(f"--metrics: expected host:port, got {addr!r}", ExitStatus.USAGE)
-    try:
-        start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
-    except OSError as exc:
-        raise CliError(f"--metrics {addr}: {exc.strerror}") from None
 
 
 def _add_local_commands() -> None:

@@ -27,6 +27,11 @@ SENTINEL_DOWN_AFTER_MS = 1000
 SENTINEL_FAILOVER_TIMEOUT_MS = 5000
 
 
+# The Go programs (etcd, Prometheus, the exporters) collect garbage when their heap has grown
+# by half rather than doubled: ~20 MiB less for the idle stack (docs/BENCHMARKS.md, memory).
+GO_MEMORY = {"GOGC": "50"}
+
+
 @dataclass
 class Program:
     """One supervisord [program:NAME] section."""
@@ -117,6 +122,7 @@ def etcd_program(layout: Layout) -> Program:
             "1",
         ],
         priority=10,
+        env=dict(GO_MEMORY),
     )
 
 
@@ -357,6 +363,7 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 f"--web.listen-address={layout.addr(layout.port('prometheus'))}",
             ],
             priority=60,
+            env=dict(GO_MEMORY),
         ),
         # Multi-target exporters: Prometheus names each Redis node / Sentinel in ?target=;
         # passwords only for the targets in their files (exporter_passwords).
@@ -374,7 +381,7 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 "votes",
             ],
             priority=60,
-            env={"REDIS_ADDR": ""},
+            env={"REDIS_ADDR": "", **GO_MEMORY},
         ),
         Program(
             "sentinel-exporter",
@@ -388,7 +395,7 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 str(sentinel_passwords),
             ],
             priority=60,
-            env={"REDIS_ADDR": ""},
+            env={"REDIS_ADDR": "", **GO_MEMORY},
         ),
     ]
     for i, member in enumerate(PATRONI_MEMBERS, start=1):
@@ -405,6 +412,7 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                     + "/postgres?sslmode=disable",
                     "DATA_SOURCE_USER": monitor.pg_role,
                     "DATA_SOURCE_PASS_FILE": str(layout.secrets_dir / monitor.pg_secret),
+                    **GO_MEMORY,
                 },
             )
         )
