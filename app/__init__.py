@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import auth, errors, health, inputs, metrics, polls, ratelimit, resources, sessions
+from app import auth, errors, health, inputs, metrics, polls, resources, sessions
 from core.config import Config
 from core.logs import configure_logging
 
@@ -77,6 +77,8 @@ def create_app(name: str, config: Config | None = None) -> Flask:
     inputs.init_app(app)  # before CSRF: a bad encoding is not a missing token
     csrf.init_app(app)
     if name == "login":  # only login has limits; elsewhere it cost ~5% CPU per request
+        from app import ratelimit  # (and Flask-Limiter's memory)
+
         ratelimit.init_app(app, clients)
     errors.init_app(app)
     auth.init_app(app)

@@ -99,7 +99,7 @@ class FastVotes:
         if not is_poll_id(poll_id):
             return None
         req = Request(environ)
-        body = _body(req)
+        body = _body(req, min(MAX_BODY, self.flask.config["MAX_CONTENT_LENGTH"] or MAX_BODY))
         if body is None:
             return None
         fields = self._json_fields(req, body) if is_api else _form_fields(req, body)
@@ -206,12 +206,17 @@ def _route(path: str) -> tuple[str, str, bool] | None:
     return None
 
 
-def _body(req: Request) -> bytes | None:
-    """The whole body when its length is declared and small (else None); the views can
-    still read it."""
+def _body(req: Request, limit: int) -> bytes | None:
+    """The whole body when its length is declared and at most `limit` (else None); the views
+    can still read it."""
     environ = req.environ
     length = environ.get("CONTENT_LENGTH", "")
-    if not length.isdigit() or int(length) > MAX_BODY or "HTTP_TRANSFER_ENCODING" in environ:
+    if (
+        not length.isdigit()
+        or int(length) > limit
+        or "HTTP_TRANSFER_ENCODING" in environ
+        or inputs.TOO_LARGE in environ
+    ):
         return None
     body = environ["wsgi.input"].read(int(length))
     environ["wsgi.input"] = io.BytesIO(body)

@@ -267,3 +267,17 @@ def test_a_session_redis_cannot_read_is_left_to_the_views(voter, master, seen):
 
     assert seen == ["/api/votes"]
     assert response.status_code == 400  # the views' session is a new one: no CSRF token
+
+
+def test_a_body_over_the_apps_limit_is_left_to_the_views(make_app, master):
+    """The fast path never reads more than the views would accept (MAX_BODY_BYTES)."""
+    app = make_app("vote", MAX_BODY_BYTES="200")
+    client = app.test_client()
+    vote_by_form(client, "cats")
+    token = api_token(client)
+    before = master.xlen(STREAM)
+
+    response = client.post("/vote", data={"option": "dogs", "csrf_token": token, "pad": "x" * 150})
+
+    assert response.status_code == 413
+    assert master.xlen(STREAM) == before
