@@ -111,7 +111,7 @@ class FastVotes:
             data = self._session(req)
         except RedisError as exc:
             return _hand_over(environ, None, exc)
-        if data is None or not self._csrf_valid(req, fields, data):
+        if data is None or not self._csrf_valid(req, {} if is_api else fields, data):
             return None
         voter = auth.voter_in(data)
         if voter is None or (clients.config.require_login and auth.user_in(data) is None):
@@ -141,21 +141,23 @@ class FastVotes:
             return None
         return data if isinstance(data, dict) else None
 
-    def _csrf_valid(self, req: Request, fields: dict, data: dict) -> bool:
-        """Flask-WTF would accept this request's token (flask_wtf/csrf.py: protect)."""
+    def _csrf_valid(self, req: Request, form: dict, data: dict) -> bool:
+        """Flask-WTF would accept this request's token (flask_wtf/csrf.py: protect), found in
+        the `form` fields (none for JSON: Flask-WTF reads only forms and headers) or a header."""
         config = self.flask.config
         if not config.get("WTF_CSRF_ENABLED", True):
             return False  # the views decide without a token
         field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-        if any(key != field and key.endswith(field) for key in fields):
+        if any(key != field and key.endswith(field) for key in form):
             return False  # a prefixed form's token: left to Flask-WTF's own search
-        token = fields.get(field) if isinstance(fields.get(field), str) else None
+        token = form.get(field)
         for header in config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
             token = token or req.headers.get(header)
         expected = data.get(field)
         if not token or not isinstance(expected, str):
             return False
-        signer = URLSafeTimedSerializer(self.flask.secret_key, salt=CSRF_SALT)
+        secret = config.get("WTF_CSRF_SECRET_KEY") or self.flask.secret_key
+        signer = URLSafeTimedSerializer(secret, salt=CSRF_SALT)
         try:
             raw = signer.loads(token, max_age=config.get("WTF_CSRF_TIME_LIMIT", 3600))
             if not (isinstance(raw, str) and hmac.compare_digest(expected, raw)):

@@ -182,7 +182,7 @@ def test_another_sessions_token_is_refused(vote_app, voter, master):
 
 @pytest.mark.parametrize(
     "variant",
-    ["query string", "repeated field", "nested json"],
+    ["query string", "repeated field", "nested json", "token in the json body"],
 )
 def test_unusual_requests_go_to_the_views(voter, seen, master, variant):
     token = api_token(voter)
@@ -192,13 +192,20 @@ def test_unusual_requests_go_to_the_views(voter, seen, master, variant):
         response = voter.post("/vote?x=1", data={"option": "dogs", "csrf_token": token})
     elif variant == "repeated field":
         response = voter.post("/vote", data={"option": ["dogs", "cats"], "csrf_token": token})
-    else:
+    elif variant == "nested json":
         response = voter.post(
             "/api/votes", json={"option": "dogs", "x": {"y": 1}}, headers={"X-CSRFToken": token}
         )
+    else:  # Flask-WTF reads a token from a form field or a header, never from JSON
+        response = voter.post("/api/votes", json={"option": "dogs", "csrf_token": token})
 
     assert seen == [response.request.path]
-    expected = {"query string": 303, "repeated field": 303, "nested json": 400}[variant]
+    expected = {
+        "query string": 303,
+        "repeated field": 303,
+        "nested json": 400,
+        "token in the json body": 400,
+    }[variant]
     assert response.status_code == expected
     if expected == 303:
         assert entries(master)[-1]["option"] == "dogs"  # the views take the first value
