@@ -98,14 +98,26 @@ class Engine:
     def start(self, name: str) -> None:
         self.run("start", name, timeout=60)
 
-    def disconnect(self, network: str, name: str) -> None:
-        """Cut the container off `network` (a partition: it keeps running)."""
-        self.run("network", "disconnect", network, name)
-
-    def connect(self, network: str, name: str, aliases: list[str], ip: str | None = None) -> None:
-        """Join `network` again under its DNS names (and address, if given)."""
-        options = [f"--alias={a}" for a in aliases] + ([f"--ip={ip}"] if ip else [])
-        self.run("network", "connect", *options, network, name)
+    def isolate(self, name: str, cut: bool = True) -> None:
+        """Cut the container off the network (a partition: it keeps running), or let it back
+        (`cut=False`): every packet but its loopback's is dropped inside its own network
+        namespace (iptables through nsenter: root on the host). It keeps its address, its
+        DNS names and its /etc/hosts, as in a real partition. (`docker network disconnect`
+        rewrites /etc/hosts, and Docker 20.10 drops every line from the container's own
+        address on: a cut-off Patroni member lost the etcd names and spent 10 s per lookup.)"""
+        (info,) = self.inspect(name)
+        pid = str(info["State"]["Pid"])
+        action = "-I" if cut else "-D"
+        for chain, direction in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            command = ["nsenter", "-t", pid, "-n", "iptables", "-w", action, chain]
+            done = subprocess.run(
+                [*command, "!", direction, "lo", "-j", "DROP"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            if done.returncode != 0:
+                raise DockerError(f"{' '.join(command)}: {done.stderr.strip()}")
 
     def logs(self, name: str, lines: int) -> list[str]:
         """The container's last log lines (its stdout and stderr, interleaved)."""

@@ -2,9 +2,9 @@
 
 Beside ops/drill/faults.py (the local stack's): the same Fault, aimed at containers.
 `docker kill` (which Docker counts as a stop: no restart policy answers it) is undone with
-`docker start` once the role moved; a partition cuts the container off the project network
-for `cut_s` seconds while it keeps running (`docker network disconnect`), then reconnects it
-under its DNS name. What the isolated member did meanwhile is watched from inside it
+`docker start` once the role moved; a partition drops every packet of the container for
+`cut_s` seconds while it keeps running (ops/drill/docker_engine.py: isolate), then lets them
+through again. What the isolated member did meanwhile is watched from inside it
 (`docker exec` needs no network) and kept in `fault.observed`.
 """
 
@@ -100,16 +100,11 @@ class _Cut:
         self.container = view.container(service)
         self.sample = sample
         self.at = 0.0
-        self.ip: str | None = None
         self.log: list[list] = []
         self._watcher = threading.Thread(target=self._watch, name="cut-watch", daemon=True)
 
     def start(self) -> None:
-        # Its configured address, if any: it comes back on the same one.
-        (info,) = self.view.engine.inspect(self.container)
-        config = info["NetworkSettings"]["Networks"][self.view.network].get("IPAMConfig") or {}
-        self.ip = config.get("IPv4Address") or None
-        self.view.engine.disconnect(self.view.network, self.container)
+        self.view.engine.isolate(self.container)
         self.at = time.monotonic()
         self._watcher.start()
 
@@ -123,10 +118,10 @@ class _Cut:
             time.sleep(max(0.0, min(0.5, self.at + self.seconds - time.monotonic())))
 
     def end(self) -> list[str]:
-        """Wait for the end of the cut, then reconnect; the victim's last log lines of the cut."""
+        """Wait for the end of the cut, then end it; the victim's last log lines of the cut."""
         self._watcher.join(timeout=self.seconds + 30)
         tail = self.view.engine.logs(self.container, 6)
-        self.view.engine.connect(self.view.network, self.container, [self.service], self.ip)
+        self.view.engine.isolate(self.container, cut=False)
         return [line[:200] for line in tail]
 
     def exec(self, *command: str) -> str | None:
