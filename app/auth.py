@@ -43,8 +43,9 @@ class User:
 
 
 def _session_usable() -> bool:
-    # The session is None when opening it failed (Redis down): error pages must still render.
-    return has_request_context() and request_ctx.session is not None
+    # No session when opening it failed (Redis down): error pages must still render. Flask
+    # 3.1's `session` property asserts it was opened, so look at what it holds instead.
+    return has_request_context() and getattr(request_ctx, "_session", None) is not None
 
 
 def user_in(data: Mapping) -> User | None:

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Request, abort, request
 from flask.json.provider import DefaultJSONProvider
@@ -85,6 +85,12 @@ def check_request(req: Request) -> None:
     path = utf8(req.environ.get("PATH_INFO", "").encode("latin-1"), "the path")
     check_text(path, "the path")
     check_urlencoded(req.query_string, "the query", "the query")
+    if req.referrer is not None:
+        try:
+            # Flask-WTF compares it with the host's over HTTPS; a bad port raises there.
+            _port = urlsplit(req.referrer).port
+        except ValueError:
+            raise InputError("the Referer header is not a valid URL") from None
     if req.mimetype in FORM_TYPES:
         body = req.get_data(cache=True)
         if req.mimetype == FORM_TYPES[0]:

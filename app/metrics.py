@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from time import perf_counter
 
@@ -88,7 +89,8 @@ def _metrics(registry: CollectorRegistry) -> WebMetrics:
 
 
 def init_app(app: Flask, config: Config) -> None:
-    """Count requests and votes; serve them on METRICS_BIND when it is set."""
+    """Count requests and votes; serve them on METRICS_BIND when it is set. Call it before any
+    other WSGI layer is added (it times from the first layer that sees the request)."""
     served = CollectorRegistry()
     if config.metrics_multiproc_dir:
         MultiProcessCollector(served, path=config.metrics_multiproc_dir)
@@ -97,7 +99,7 @@ def init_app(app: Flask, config: Config) -> None:
     else:
         metrics = _metrics(served)
     app.extensions[EXTENSION] = metrics
-    app.before_request(_start)
+    app.wsgi_app = _timed(app.wsgi_app)
     app.after_request(_observe)
     app.teardown_request(_count_exception)
     if config.metrics_bind:
@@ -109,8 +111,14 @@ def of(app: Flask) -> WebMetrics:
     return app.extensions[EXTENSION]
 
 
-def _start() -> None:
-    request.environ.setdefault(STARTED, perf_counter())
+def _timed(wsgi_app: Callable) -> Callable:
+    # Before Flask opens the session: a request whose session cannot be opened (Redis
+    # failing) is answered by the error handlers, and must be counted too.
+    def timed(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        environ.setdefault(STARTED, perf_counter())
+        return wsgi_app(environ, start_response)
+
+    return timed
 
 
 def _observe(response: Response) -> Response:

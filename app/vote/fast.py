@@ -99,7 +99,8 @@ class FastVotes:
         if not is_poll_id(poll_id):
             return None
         req = Request(environ)
-        body = _body(req, min(MAX_BODY, self.flask.config["MAX_CONTENT_LENGTH"] or MAX_BODY))
+        most = self.flask.config["MAX_CONTENT_LENGTH"]
+        body = _body(req, MAX_BODY if most is None else min(MAX_BODY, most))
         if body is None:
             return None
         fields = self._json_fields(req, body) if is_api else _form_fields(req, body)
@@ -154,9 +155,9 @@ class FastVotes:
         for header in config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
             token = token or req.headers.get(header)
         expected = data.get(field)
-        if not token or not isinstance(expected, str):
+        secret = config.get("WTF_CSRF_SECRET_KEY", self.flask.secret_key)  # as Flask-WTF
+        if not token or not isinstance(expected, str) or secret is None:
             return False
-        secret = config.get("WTF_CSRF_SECRET_KEY") or self.flask.secret_key
         signer = URLSafeTimedSerializer(secret, salt=CSRF_SALT)
         try:
             raw = signer.loads(token, max_age=config.get("WTF_CSRF_TIME_LIMIT", 3600))
@@ -165,7 +166,10 @@ class FastVotes:
         except (BadData, TypeError):
             return False
         if req.is_secure and config.get("WTF_CSRF_SSL_STRICT", True):
-            return bool(req.referrer) and same_origin(req.referrer, f"https://{req.host}/")
+            try:
+                return bool(req.referrer) and same_origin(req.referrer, f"https://{req.host}/")
+            except ValueError:  # a Referer urllib cannot parse (a bad port): the views answer
+                return False
         return True
 
     def _json_fields(self, req: Request, body: bytes) -> dict | None:
@@ -214,7 +218,7 @@ def _body(req: Request, limit: int) -> bytes | None:
     environ = req.environ
     length = environ.get("CONTENT_LENGTH", "")
     if (
-        not length.isdigit()
+        not (length.isascii() and length.isdigit())
         or int(length) > limit
         or "HTTP_TRANSFER_ENCODING" in environ
         or inputs.TOO_LARGE in environ

@@ -276,9 +276,10 @@ def test_a_session_redis_cannot_read_is_left_to_the_views(voter, master, seen):
     assert response.status_code == 400  # the views' session is a new one: no CSRF token
 
 
-def test_a_body_over_the_apps_limit_is_left_to_the_views(make_app, master):
+@pytest.mark.parametrize("limit", ["200", "0"])
+def test_a_body_over_the_apps_limit_is_left_to_the_views(make_app, master, limit):
     """The fast path never reads more than the views would accept (MAX_BODY_BYTES)."""
-    app = make_app("vote", MAX_BODY_BYTES="200")
+    app = make_app("vote", MAX_BODY_BYTES=limit)
     client = app.test_client()
     vote_by_form(client, "cats")
     token = api_token(client)
@@ -288,3 +289,38 @@ def test_a_body_over_the_apps_limit_is_left_to_the_views(make_app, master):
 
     assert response.status_code == 413
     assert master.xlen(STREAM) == before
+
+
+@pytest.mark.parametrize("referrer", ["https://localhost:abc/p/first", "https://[::1/p/first"])
+def test_a_referer_that_is_no_url_is_a_clear_400(voter, master, referrer):
+    token = api_token(voter)
+    before = master.xlen(STREAM)
+
+    response = voter.post(
+        "/api/votes",
+        json={"option": "dogs"},
+        headers={"X-CSRFToken": token, "Referer": referrer},
+        **SECURE,
+    )
+
+    assert response.status_code == 400
+    assert "Referer" in response.get_json()["error"]
+    assert master.xlen(STREAM) == before
+
+
+def test_a_request_whose_session_cannot_be_opened_is_counted(vote_app, voter, master):
+    """Redis failing when Flask opens the session: the error answer still counts as a request."""
+    from app.sessions import KEY_PREFIX
+    from tests.app.conftest import session_cookie
+
+    key = KEY_PREFIX + session_cookie(voter)
+    master.delete(key)
+    master.hset(key, "not", "a session")  # GET answers WRONGTYPE
+
+    response = voter.get(f"/p/{FIRST_POLL_ID}")
+
+    assert response.status_code == 500
+    # The app's own error page (it renders without a session).
+    assert "Something went wrong on our side" in response.get_data(as_text=True)
+    text = metrics.exposition(vote_app).decode()
+    assert f'flask_http_request_total{{method="GET",status="{response.status_code}"}} 1.0' in text
