@@ -84,7 +84,7 @@ def _server_class(workers: int) -> type:
     class InProcess(MTServer):
         """granian's thread server (made for free-threaded Python) on a Python with a GIL:
         the worker's Python code holds the GIL as it would in a worker process; the main
-        thread only waits for signals. Pinned by tests/app/test_serve.py."""
+        thread only waits for signals. Pinned by tests/app/test_web.py (the server tests)."""
 
         def _check_gil(self) -> None:
             pass  # it refuses to run with the GIL enabled

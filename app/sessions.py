@@ -54,6 +54,10 @@ class RedisSessions(RedisSessionInterface):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
+    def stored(self, sid: str) -> dict | None:
+        """The record of session `sid` as Flask-Session reads it (also for app/vote/fast.py)."""
+        return self._retrieve_session_data(self._get_store_id(sid))
+
     def _retrieve_session_data(self, store_id: str) -> dict | None:
         # A record that cannot be decoded (written by another version, damaged) is no
         # session: the visitor gets a new one instead of a 500 on every request.

@@ -157,12 +157,18 @@ class Scheduler:
                 self.sleep(min(1.0, deadline - time.monotonic()))
 
 
-def serve_metrics(addr: str, registry: CollectorRegistry) -> None:
-    """Serve `registry` on host:port (ValueError for anything else)."""
+def metrics_address(addr: str) -> tuple[str, int]:
+    """--metrics host:port (host 127.0.0.1 when empty); ValueError for anything else."""
     host, _, port = addr.rpartition(":")
     if not port.isdigit():
         raise ValueError(f"--metrics: expected host:port, got {addr!r}")
-    start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    return host or "127.0.0.1", int(port)
+
+
+def serve_metrics(addr: str, registry: CollectorRegistry) -> None:
+    """Serve `registry` on host:port (ValueError for anything else)."""
+    host, port = metrics_address(addr)
+    start_http_server(port, addr=host, registry=registry)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import click
 
 from core.config import ConfigError, environment
 from ops import backup as backup_mod
+from ops import backup_schedule
 from ops import status as status_mod
 from ops.deployment import Deployment, local_stack_settings, remote_from_env
 from ops.local.deployment import app_env, local_deployment, stack_secrets
@@ -393,8 +394,11 @@ def backup_command(
 def _schedule_backups(root: Path, every: float, keep: int, metrics_addr: str | None) -> NoReturn:
     """Become the small scheduler process (ops/backup_schedule.py) that runs this very
     command, once (`--every 0` last overrides), every `every` seconds."""
-    if metrics_addr is not None and not metrics_addr.rpartition(":")[2].isdigit():
-        raise CliError(f"--metrics: expected host:port, got {metrics_addr!r}", ExitStatus.USAGE)
+    if metrics_addr is not None:
+        try:
+            backup_schedule.metrics_address(metrics_addr)  # refused here, before exec
+        except ValueError as exc:
+            raise CliError(str(exc), ExitStatus.USAGE) from None
     this = [sys.executable, "-m", "ops.cli"] if sys.argv[0].endswith(".py") else [sys.argv[0]]
     once = [*this, *sys.argv[1:], "--every", "0"]
     args = ["--every", str(every), "--keep", str(keep), "--dest", str(root)]

@@ -19,6 +19,7 @@ from app.vote.casting import LOGIN_TO_VOTE, cast, login_missing, published_poll
 from app.vote.views import PER_PAGE
 from core.polls import FIRST_POLL_ID
 from core.polls.published import list_open
+from core.stream import Vote
 
 VOTE_EXAMPLE = '{"option": "cats"}'
 
@@ -54,8 +55,12 @@ def _api_vote(poll_id: str):
         count_vote("rejected", "malformed")
         raise
     vote, _recorded = cast(poll_id, data["option"])
-    body = {"vote_id": vote.vote_id, "poll": vote.poll, "option": vote.option, "voter": vote.voter}
-    return jsonify(body), 202
+    return jsonify(accepted_document(vote)), 202
+
+
+def accepted_document(vote: Vote) -> dict[str, str]:
+    """The 202 answer to an accepted vote."""
+    return {"vote_id": vote.vote_id, "poll": vote.poll, "option": vote.option, "voter": vote.voter}
 
 
 @bp.post("/api/polls/<poll_id>/votes")

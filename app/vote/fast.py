@@ -34,7 +34,6 @@ from time import perf_counter
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response, request
-from flask_session.base import ServerSideSessionInterface
 from flask_wtf.csrf import same_origin
 from itsdangerous import BadData, URLSafeTimedSerializer
 from redis.exceptions import RedisError
@@ -44,8 +43,9 @@ from werkzeug.wrappers import Request
 from app import auth, inputs, metrics, resources, security_headers, sessions
 from app.api import nested_field
 from app.ballot_box import VoteNotSaved, VoteRefused, record_vote
-from app.polls import page_url
+from app.vote.api import accepted_document
 from app.vote.casting import refuse
+from app.vote.views import voted_url
 from core.polls import FIRST_POLL_ID, OPTION_KEY, is_poll_id
 from core.stream import Vote
 
@@ -66,8 +66,6 @@ CSRF_SALT = "wtf-csrf-token"
 MAX_BODY = 4096
 # What the fast path hands over to the view when casting did not succeed (see the docstring).
 HANDED_OVER = "ha_vote.vote_not_cast"
-# The query the form's redirect adds (app/vote/views.py: VOTED).
-VOTED = "voted"
 
 
 class FastVotes:
@@ -128,18 +126,10 @@ class FastVotes:
     def _session(self, req: Request) -> dict | None:
         """The session record the cookie names (Flask-Session's), or None without one."""
         interface = self.flask.session_interface
-        if not isinstance(interface, ServerSideSessionInterface) or interface.use_signer:
+        if not isinstance(interface, sessions.RedisSessions) or interface.use_signer:
             return None
         sid = req.cookies.get(self.flask.config["SESSION_COOKIE_NAME"])
-        if not sid:
-            return None
-        raw = interface.client.get(interface.key_prefix + sid)
-        if not raw:
-            return None
-        try:
-            data = interface.serializer.decode(raw)
-        except Exception:  # the views' session interface answers a record it cannot read
-            return None
+        data = interface.stored(sid) if sid else None
         return data if isinstance(data, dict) else None
 
     def _csrf_valid(self, req: Request, form: dict, data: dict) -> bool:
@@ -188,11 +178,10 @@ class FastVotes:
     def _accepted(self, req: Request, vote: Vote, is_api: bool) -> Response:
         """What the view answers to an accepted vote."""
         if is_api:
-            body = {"vote_id": vote.vote_id, "poll": vote.poll, "option": vote.option}
-            response = self.flask.json.response({**body, "voter": vote.voter})
+            response = self.flask.json.response(accepted_document(vote))
             response.status_code = 202
         else:
-            response = redirect(f"{page_url(vote.poll)}?{VOTED}", 303)
+            response = redirect(voted_url(vote.poll), 303)
         # The session was read (the answer depends on the cookie), never written.
         response.vary.add("Cookie")
         return security_headers(response, req.path)

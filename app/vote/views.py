@@ -71,7 +71,12 @@ def _vote_form(poll_id: str):
     cast(poll_id, request.form.get("option"))
     # The page confirms the vote from the voter's recorded choice: no message is kept in the
     # session, which stays unchanged (no write).
-    return redirect(f"{page_url(poll_id)}?{VOTED}", 303)
+    return redirect(voted_url(poll_id), 303)
+
+
+def voted_url(poll_id: str) -> str:
+    """Where a form vote goes next: the poll's page, showing the confirmation."""
+    return f"{page_url(poll_id)}?{VOTED}"
 
 
 @bp.post("/p/<poll_id>/vote")
