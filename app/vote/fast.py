@@ -6,8 +6,9 @@ A vote is the request that comes by the thousand per second, and Flask's generic
 about half of its CPU. This WSGI layer, between the proxy headers and Flask, answers the
 common case itself with the same parts the views use:
 
-- the session record as Flask-Session keeps it (`session:<id>` in Redis, decoded by the
-  session interface's own serializer), holding a voter (app/auth.py: voter_in);
+- the session record as Flask-Session keeps it (`session:<id>` in Redis, read by the views'
+  own session interface: app/sessions.py, RedisSessions.stored), holding a voter
+  (app/auth.py: voter_in);
 - the CSRF token as Flask-WTF makes and checks it (signed by itsdangerous with the app's
   secret and the "wtf-csrf-token" salt, equal to the session's `csrf_token`; on HTTPS the
   Referer must be of the same origin);
