@@ -12,14 +12,12 @@ import logging
 from dataclasses import dataclass
 
 from flask import session
+from psycopg2 import OperationalError
 from redis.exceptions import RedisError
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.auth import CHOICES
 from app.resources import get_resources
-from core.models import votes
+from core.db import Database
 from core.polls import FIRST_POLL_ID
 from core.polls.published import choices_key
 from core.stream import MalformedVote, split_id
@@ -75,13 +73,15 @@ def remembered_choice(voter: str, poll: str) -> Choice | None:
     return max(found, key=lambda c: c.position, default=None)
 
 
-def recorded_choice(engine: Engine, voter: str, poll: str) -> Choice | None:
+def recorded_choice(database: Database, voter: str, poll: str) -> Choice | None:
     """The voter's row in Postgres (one primary-key lookup), if the worker has written it."""
-    query = select(votes.c.option, votes.c.vote_id, votes.c.stream_ms, votes.c.stream_seq).where(
-        votes.c.poll_id == poll, votes.c.voter_id == voter
-    )
-    with engine.connect() as conn:
-        row = conn.execute(query).first()
+    with database.connect() as cursor:
+        cursor.execute(
+            "SELECT option, vote_id, stream_ms, stream_seq FROM votes"
+            " WHERE poll_id = %s AND voter_id = %s",
+            (poll, voter),
+        )
+        row = cursor.fetchone()
     if row is None:
         return None
     return Choice(row.option, row.vote_id, (row.stream_ms, row.stream_seq), counted=True)
@@ -100,7 +100,7 @@ def current_choice(voter: str, poll: str, *, look_up: bool) -> Choice | None:
         return remembered
     try:
         recorded = recorded_choice(get_resources().ro, voter, poll)
-    except (OperationalError, PoolTimeoutError) as exc:
+    except OperationalError as exc:
         logger.warning("could not read the vote of %s from Postgres: %r", voter, exc)
         return remembered
     if recorded is None:

@@ -7,8 +7,7 @@ import logging
 import redis.exceptions as redis_errors
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from psycopg2 import OperationalError
 from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
@@ -54,7 +53,8 @@ def is_transient(exc: BaseException | None) -> bool:
     if isinstance(exc, redis_errors.RedisError):
         # The master client turns a moving master's replies into ConnectionError.
         return isinstance(exc, _REDIS_TRANSIENT)
-    return isinstance(exc, OperationalError | PoolTimeoutError)
+    # psycopg2: no connection, a lost one, or a pool whose connections stayed busy.
+    return isinstance(exc, OperationalError)
 
 
 def wants_json() -> bool:
@@ -117,5 +117,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(redis_errors.RedisError, _handle_server_error)
     app.register_error_handler(OperationalError, _handle_server_error)
-    app.register_error_handler(PoolTimeoutError, _handle_server_error)
     app.register_error_handler(InternalServerError, _handle_server_error)

@@ -6,12 +6,11 @@ import logging
 from collections.abc import Callable
 
 from flask import Blueprint, current_app, jsonify
+from psycopg2 import Error as PostgresError
 from redis.backoff import NoBackoff
 from redis.client import Redis
 from redis.exceptions import RedisError
 from redis.retry import Retry
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.resources import Resources, get_resources
 
@@ -51,10 +50,10 @@ def check_redis(resources: Resources) -> None:
 
 
 def check_postgres(resources: Resources) -> None:
-    """SELECT 1 on the engine the app reads from (the leader for login, replicas otherwise)."""
-    engine = resources.rw if current_app.config["APP_NAME"] == "login" else resources.ro
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    """SELECT 1 through the pool the app reads from (the leader for login, replicas otherwise)."""
+    database = resources.rw if current_app.config["APP_NAME"] == "login" else resources.ro
+    with database.connect() as cursor:
+        cursor.execute("SELECT 1")
 
 
 CHECKS: dict[str, Callable[[Resources], None]] = {
@@ -78,7 +77,7 @@ def readyz():
         try:
             CHECKS[name](resources)
             results[name] = "ok"
-        except (RedisError, SQLAlchemyError, OSError) as exc:
+        except (RedisError, PostgresError, OSError) as exc:
             logger.warning("readiness check %s failed: %r", name, exc)
             results[name] = f"failed: {type(exc).__name__}"
     ready = all(value == "ok" for value in results.values())

@@ -1,4 +1,4 @@
-"""The per-process clients of a web app: one Sentinel, one Redis master client, two engines."""
+"""A web app's clients, one set per process: Sentinel, a Redis master client, two Postgres pools."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from redis.client import Redis
 from redis.sentinel import Sentinel
-from sqlalchemy import Engine
 
 from core.config import Config
-from core.db import make_engines
+from core.db import Database, make_databases
 from core.redis_client import make_sentinel, master_client
 
 EXTENSION = "ha_vote"
@@ -23,8 +22,8 @@ class Resources:
     config: Config
     sentinel: Sentinel
     redis: Redis
-    rw: Engine
-    ro: Engine
+    rw: Database
+    ro: Database
 
     def close(self) -> None:
         """Close every connection (for tests and orderly shutdowns; requests reconnect)."""
@@ -39,7 +38,7 @@ class Resources:
 def init_app(app: Flask, config: Config) -> Resources:
     """Create the clients (no I/O happens until a request needs them) and attach them to app."""
     sentinel = make_sentinel(config)
-    rw, ro = make_engines(config)
+    rw, ro = make_databases(config)
     resources = Resources(config, sentinel, master_client(config, sentinel), rw, ro)
     app.extensions[EXTENSION] = resources
     return resources

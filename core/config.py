@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from core.polls.poll import PollOption
 
@@ -96,15 +97,25 @@ def parse_hostports(raw: str, name: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
-def with_password(url: str, password: str) -> str:
-    """`url` (a SQLAlchemy database URL) with `password` in it."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
+def database_url_of(url: str, name: str) -> str:
+    """`url` if it is a PostgreSQL URL (postgresql[+driver]://user@host[:port]/database)."""
+    parts = urlsplit(url)
     try:
-        return make_url(url).set(password=password).render_as_string(hide_password=False)
-    except ArgumentError as exc:
-        raise ConfigError(f"DATABASE_URL: {exc}") from None
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if parts.scheme.split("+", 1)[0] not in ("postgresql", "postgres") or not parts.hostname:
+        raise ConfigError(f"{name}: expected postgresql://user@host[:port]/database")
+    return url
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` (a database URL: scheme://user@host[:port]/database) with `password` in it."""
+    parts = urlsplit(url)
+    user = unquote(parts.username or "")
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _hostport(raw: str | None, name: str) -> str | None:
@@ -233,8 +244,12 @@ class Config:
                 raise ConfigError(f"{name} is not set (see README, 'Configuration')")
             return value
 
-        database_url = required("DATABASE_URL")
-        database_ro_url = env.get("DATABASE_RO_URL") or database_url
+        database_url = database_url_of(required("DATABASE_URL"), "DATABASE_URL")
+        database_ro_url = (
+            database_url_of(env["DATABASE_RO_URL"], "DATABASE_RO_URL")
+            if env.get("DATABASE_RO_URL")
+            else database_url
+        )
         if env.get("DATABASE_PASSWORD"):
             # The password kept apart from the URL (DATABASE_PASSWORD_FILE: a Docker secret).
             database_url = with_password(database_url, env["DATABASE_PASSWORD"])

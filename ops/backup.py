@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.exceptions import RedisError
-from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+from core.db import Database
 from core.polls.sync import SyncReport, sync_all
 from core.redis_client import make_sentinel
 from core.replicated import NotReplicated, WaitPolicy
@@ -187,12 +187,12 @@ def republish_polls(target: Deployment) -> SyncReport:
     it held newer revisions or tombstones (core/polls/sync.py, forced)."""
     if not target.backup_url:
         raise BackupError("BACKUP_DATABASE_URL is not set (the database to read the polls from)")
-    engine = create_engine(target.backup_url)
+    database = Database(target.backup_url, size=1)
     client = target.redis()
     try:
-        return sync_all(engine, client, WaitPolicy(), force=True)
+        return sync_all(database, client, WaitPolicy(), force=True)
     except (RedisError, NotReplicated) as exc:
         raise BackupError(f"the polls could not be published to Redis: {exc}") from None
     finally:
-        engine.dispose()
+        database.dispose()
         client.close()

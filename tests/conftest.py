@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from core.db import Database
 from core.migrate import upgrade
 from core.polls import FIRST_POLL_ID, store
 from core.polls.published import publish
@@ -81,9 +82,19 @@ def clean_data(redis_servers: RedisCluster, database_url: str) -> Iterator[None]
         conn.execute(text("UPDATE polls SET state = 'open', closed_at = NULL, closes_at = NULL"))
         conn.execute(text("DELETE FROM accounts"))
         conn.execute(text("ALTER SEQUENCE accounts_id_seq RESTART"))
-    publish(client, store.get(engine, FIRST_POLL_ID), WaitPolicy(), force=True)
     engine.dispose()
+    pg = Database(database_url, size=1)
+    publish(client, store.get(pg, FIRST_POLL_ID), WaitPolicy(), force=True)
+    pg.dispose()
     yield
+
+
+@pytest.fixture
+def pg(database_url: str) -> Iterator[Database]:
+    """The app database through the pool the apps and workers use (core/db.py)."""
+    database = Database(database_url)
+    yield database
+    database.dispose()
 
 
 # --- the whole local stack (HA tier) -------------------------------------------------------

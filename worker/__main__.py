@@ -7,7 +7,6 @@ import sys
 from enum import IntEnum
 
 from prometheus_client import start_http_server
-from sqlalchemy.exc import ArgumentError
 
 from core.config import Config, ConfigError
 from core.logs import configure_logging
@@ -27,9 +26,6 @@ def main() -> int:
         worker = VoteWorker.from_config(config)
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
-        return ExitStatus.CONFIG_ERROR
-    except ArgumentError as exc:
-        print(f"worker: DATABASE_URL: {exc}", file=sys.stderr)
         return ExitStatus.CONFIG_ERROR
     configure_logging(config.log_format)
     if config.worker_metrics_port:

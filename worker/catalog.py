@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from psycopg2 import Error as PostgresError
 
+from core.db import Database
 from core.polls import store
 from worker.batch import StreamVote
 from worker.sink import PostgresUnavailable, describe
@@ -24,8 +24,8 @@ class PollCatalog:
     late votes carry them (the vote app's script refuses votes for polls it does not know).
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._options: dict[str, frozenset[str]] = {}
 
     def sort(
@@ -35,8 +35,8 @@ class PollCatalog:
         missing = {v.vote.poll for v in votes} - self._options.keys()
         if missing:
             try:
-                self._options.update(store.option_keys_of(self._engine, missing))
-            except SQLAlchemyError as exc:
+                self._options.update(store.option_keys_of(self._database, missing))
+            except PostgresError as exc:
                 raise PostgresUnavailable(describe(exc)) from exc
         known: list[StreamVote] = []
         refused: list[tuple[StreamVote, str]] = []

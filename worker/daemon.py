@@ -7,13 +7,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from psycopg2 import Error as PostgresError
 from redis import Redis
 from redis.exceptions import ResponseError
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from core.config import Config
-from core.db import make_engine
+from core.db import Database
 from core.polls.sync import sync_all
 from core.redis_client import make_sentinel, master_client
 from core.replicated import NotReplicated, WaitPolicy
@@ -49,7 +48,7 @@ class VoteWorker:
         self,
         config: Config,
         redis: Redis,
-        engine: Engine,
+        database: Database,
         *,
         stream: str = STREAM,
         group: str = GROUP,
@@ -63,10 +62,10 @@ class VoteWorker:
         self.group = ConsumerGroup(
             redis, config.worker_name, stream=stream, group=group, dead_letter=dead_letter
         )
-        self.sink = PostgresSink(engine, sleep=self._sleep)
-        self.catalog = PollCatalog(engine)
+        self.sink = PostgresSink(database, sleep=self._sleep)
+        self.catalog = PollCatalog(database)
         self._redis = redis
-        self._engine = engine
+        self._database = database
         self._nap = nap
         self._clock = clock
         self._stopping = False
@@ -93,12 +92,12 @@ class VoteWorker:
 
     @classmethod
     def from_config(cls, config: Config, **kwargs) -> VoteWorker:
-        """A worker with its own Sentinel client and a small read-write engine."""
+        """A worker with its own Sentinel client and a small read-write pool."""
         socket_timeout = config.worker_block_ms / 1000 + SOCKET_TIMEOUT_MARGIN_S
         redis = master_client(
             config, make_sentinel(config), socket_timeout=socket_timeout, retries=REDIS_RETRIES
         )
-        return cls(config, redis, make_engine(config.database_url, pool_size=2), **kwargs)
+        return cls(config, redis, Database(config.database_url, size=4), **kwargs)
 
     def stop(self) -> None:
         """Ask the loop to stop after the current step; safe to call from a signal handler."""
@@ -304,8 +303,8 @@ class VoteWorker:
         self._next_poll_sync = self._clock() + min(interval, SYNC_RETRY_S)
         policy = WaitPolicy(self.config.wait_replicas, self.config.wait_timeout_ms, 1.0)
         try:
-            report = sync_all(self._engine, self._redis, policy)
-        except SQLAlchemyError as exc:
+            report = sync_all(self._database, self._redis, policy)
+        except PostgresError as exc:
             logger.warning("poll sync: postgres unavailable: %s", describe(exc))
             return
         except (*REDIS_UNAVAILABLE, NotReplicated) as exc:

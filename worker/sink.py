@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from psycopg2 import Error as PostgresError
+from psycopg2 import InterfaceError, OperationalError
 from redis.backoff import EqualJitterBackoff
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from core.db import Database
 from worker.batch import StreamVote
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ logger = logging.getLogger(__name__)
 # too), and a batch that comes after a deletion finds the poll gone and applies none of its
 # votes. Closing or reopening (FOR NO KEY UPDATE) does not wait for the workers, nor they
 # for it: a vote that entered the stream before the close counts.
-LOCK_POLLS = text(
-    "SELECT id FROM polls WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR KEY SHARE"
+LOCK_POLLS = (
+    "SELECT id FROM polls WHERE id = ANY(CAST(%(ids)s AS text[])) ORDER BY id FOR KEY SHARE"
 )
 
 # Then one statement for the whole batch, so it costs one round trip besides BEGIN/COMMIT:
@@ -34,14 +35,15 @@ LOCK_POLLS = text(
 #   any tally row is touched, so tally rows are always locked after vote rows, in order).
 # - the tallies: the CHECK (count >= 0) is evaluated on the proposed row before ON CONFLICT,
 #   so the proposed row carries GREATEST(delta, 0) and the update adds the true delta.
-APPLY_BATCH = text("""
+APPLY_BATCH = """
 WITH changed AS (
     INSERT INTO votes AS v (poll_id, voter_id, option, stream_ms, stream_seq, vote_id, voted_at)
     SELECT b.poll_id, b.voter_id, b.option, b.stream_ms, b.stream_seq, b.vote_id,
            to_timestamp(b.ts_ms / 1000.0)
-    FROM unnest(CAST(:poll_id AS text[]), CAST(:voter_id AS text[]), CAST(:option AS text[]),
-                CAST(:stream_ms AS bigint[]), CAST(:stream_seq AS bigint[]),
-                CAST(:vote_id AS text[]), CAST(:ts_ms AS bigint[]))
+    FROM unnest(CAST(%(poll_id)s AS text[]), CAST(%(voter_id)s AS text[]),
+                CAST(%(option)s AS text[]), CAST(%(stream_ms)s AS bigint[]),
+                CAST(%(stream_seq)s AS bigint[]), CAST(%(vote_id)s AS text[]),
+                CAST(%(ts_ms)s AS bigint[]))
          AS b(poll_id, voter_id, option, stream_ms, stream_seq, vote_id, ts_ms)
     ORDER BY b.poll_id, b.voter_id
     ON CONFLICT (poll_id, voter_id) DO UPDATE SET
@@ -65,7 +67,7 @@ WITH changed AS (
                            WHERE d.poll_id = EXCLUDED.poll_id AND d.option = EXCLUDED.option)
 )
 SELECT count(*) FROM changed
-""")
+"""
 
 # SQLSTATE classes that blame the entry itself (data exception, integrity violation).
 _REJECTING_CLASSES = frozenset({"22", "23"})
@@ -118,20 +120,22 @@ def int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def apply_votes(conn: Connection, votes: Sequence[StreamVote]) -> Outcome:
+def apply_votes(cursor, votes: Sequence[StreamVote]) -> Outcome:
     """Lock the batch's polls, then upsert one vote per (poll, voter) and adjust the tallies
-    on `conn`: the rows changed, and the votes whose poll no longer exists."""
+    through `cursor` (inside a transaction): the rows changed, and the votes whose poll no
+    longer exists."""
     if not votes:
         return Outcome()
     polls = sorted({v.vote.poll for v in votes})
-    live = set(conn.execute(LOCK_POLLS, {"ids": text_array(polls)}).scalars())
+    cursor.execute(LOCK_POLLS, {"ids": text_array(polls)})
+    live = {row[0] for row in cursor.fetchall()}
     vanished = [v for v in votes if v.vote.poll not in live]
     if vanished:
         votes = [v for v in votes if v.vote.poll in live]
         if not votes:
             return Outcome(vanished=vanished)
     cast = [v.vote for v in votes]
-    changed = conn.execute(
+    cursor.execute(
         APPLY_BATCH,
         {
             "poll_id": text_array([c.poll for c in cast]),
@@ -142,12 +146,13 @@ def apply_votes(conn: Connection, votes: Sequence[StreamVote]) -> Outcome:
             "vote_id": text_array([c.vote_id for c in cast]),
             "ts_ms": int_array([c.ts_ms for c in cast]),
         },
-    ).scalar_one()
+    )
+    (changed,) = cursor.fetchone()
     return Outcome(changed=changed, vanished=vanished)
 
 
-def _sqlstate(exc: DBAPIError) -> str:
-    return getattr(exc.orig, "pgcode", None) or ""
+def _sqlstate(exc: PostgresError) -> str:
+    return exc.pgcode or ""
 
 
 def describe(exc: BaseException) -> str:
@@ -158,16 +163,16 @@ def describe(exc: BaseException) -> str:
 
 
 class PostgresSink:
-    """Applies batches in one transaction each through the read-write engine."""
+    """Applies batches in one transaction each through the read-write pool."""
 
     def __init__(
         self,
-        engine: Engine,
+        database: Database,
         *,
         conflict_retries: int = 5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._conflict_retries = conflict_retries
         self._sleep = sleep
 
@@ -190,9 +195,9 @@ class PostgresSink:
         """One transaction, retried a few times on deadlock or serialization failure."""
         for attempt in range(1, self._conflict_retries + 1):
             try:
-                with self._engine.begin() as conn:
-                    return apply_votes(conn, votes)
-            except DBAPIError as exc:
+                with self._database.begin() as cursor:
+                    return apply_votes(cursor, votes)
+            except PostgresError as exc:
                 state = _sqlstate(exc)
                 if state[:2] in _REJECTING_CLASSES:
                     raise EntriesRejected(f"{state} {describe(exc)}") from exc
@@ -202,8 +207,6 @@ class PostgresSink:
                     continue
                 if isinstance(exc, OperationalError | InterfaceError) and state not in _CONFLICTS:
                     # The pool may hold connections to a demoted leader: start afresh.
-                    self._engine.dispose()
-                raise PostgresUnavailable(describe(exc)) from exc
-            except SQLAlchemyError as exc:
+                    self._database.dispose()
                 raise PostgresUnavailable(describe(exc)) from exc
         raise AssertionError("unreachable")

@@ -58,11 +58,11 @@ def register():
     form = RegisterForm()
     status = 200
     if form.validate_on_submit():
-        engine = get_resources().rw
+        database = get_resources().rw
         try:
-            if username_taken(engine, form.username.data):
+            if username_taken(database, form.username.data):
                 raise UsernameTaken(form.username.data)
-            user = create_account(engine, form.username.data, form.password.data)
+            user = create_account(database, form.username.data, form.password.data)
         except UsernameTaken:
             form.username.errors.append(TAKEN)
             status = 409

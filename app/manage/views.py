@@ -56,12 +56,12 @@ def mine():
     user = current_user()
     if user is None:
         return _login_redirect(MINE)
-    engine = get_resources().rw
-    polls = store.owned_by(engine, user.id, limit=MAX_LISTED)
+    database = get_resources().rw
+    polls = store.owned_by(database, user.id, limit=MAX_LISTED)
     return render_template(
         "polls/mine.html",
         polls=polls,
-        totals=store.vote_totals(engine, [p.id for p in polls]),
+        totals=store.vote_totals(database, [p.id for p in polls]),
         now=datetime.now(UTC),
     )
 

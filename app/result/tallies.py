@@ -6,38 +6,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
-
 from app.polls import poll_document
-from core.models import poll_options, polls, tallies
+from core.db import Database
 from core.polls import PollOption
-from core.polls.store import poll_from_row
+from core.polls.store import POLL_COLUMNS, poll_from_row
 
 # The poll's row, each option in order, and the option's tally (none yet: 0).
-_RESULTS = (
-    select(
-        polls,
-        poll_options.c.key,
-        poll_options.c.label,
-        tallies.c.count,
-    )
-    .join(poll_options, poll_options.c.poll_id == polls.c.id)
-    .outerjoin(
-        tallies,
-        and_(tallies.c.poll_id == poll_options.c.poll_id, tallies.c.option == poll_options.c.key),
-    )
-    .order_by(poll_options.c.position)
-)
+_RESULTS = f"""
+SELECT {POLL_COLUMNS}, o.key, o.label, t.count AS tally
+FROM polls AS p
+JOIN poll_options AS o ON o.poll_id = p.id
+LEFT JOIN tallies AS t ON t.poll_id = o.poll_id AND t.option = o.key
+WHERE p.id = %s
+ORDER BY o.position
+"""
 
 
-def read_results(engine: Engine, poll_id: str, now: datetime) -> dict[str, Any] | None:
+def read_results(database: Database, poll_id: str, now: datetime) -> dict[str, Any] | None:
     """The results document served by /api/polls/<id>/results, or None for an unknown poll."""
-    with engine.connect() as conn:
-        rows = list(conn.execute(_RESULTS.where(polls.c.id == poll_id)))
+    with database.connect() as cursor:
+        cursor.execute(_RESULTS, (poll_id,))
+        rows = cursor.fetchall()
     if not rows:
         return None
     poll = poll_from_row(rows[0], [PollOption(r.key, r.label) for r in rows])
-    counts = {r.key: int(r.count or 0) for r in rows}
+    counts = {r.key: int(r.tally or 0) for r in rows}
     total = sum(counts.values())
     document = poll_document(poll, now)
     document["options"] = [

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.client import Redis
-from sqlalchemy import Engine
 
+from core.db import Database
 from core.polls import published, store
 from core.replicated import WaitPolicy, run_replicated_many
 
@@ -37,7 +37,7 @@ def _chunks(items: list, size: int = CHUNK):
 
 
 def sync_all(
-    engine: Engine, client: Redis, policy: WaitPolicy, *, force: bool = False
+    database: Database, client: Redis, policy: WaitPolicy, *, force: bool = False
 ) -> SyncReport:
     """Publish every poll (a newer revision in Redis wins unless `force`), take polls off the
     open index whose definition is not open, and tombstone listed polls Postgres lacks.
@@ -48,7 +48,7 @@ def sync_all(
     report = SyncReport()
     listed = published.open_ids(client)
     known: set[str] = set()
-    for page in store.every_poll(engine):
+    for page in store.every_poll(database):
         known.update(p.id for p in page)
         report.polls += len(page)
         calls = [published.publish_call(p, force=force) for p in page]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 
+from core.db import Database
 from core.polls import CLOSED, FIRST_POLL_ID, make_draft, store
 from core.polls.published import publish, read_poll
 from core.replicated import WaitPolicy
@@ -29,10 +29,11 @@ OPTION_SETS = (
 )
 
 
-def _engine(target: Deployment) -> Engine:
+def _database(target: Deployment) -> Database:
     if not target.superuser_url:
         raise ValueError("PG_SUPERUSER_URL is not set (a drill makes its polls as superuser)")
-    return create_engine(make_url(target.superuser_url).set(database=APP_DB))
+    url = urlsplit(target.superuser_url)
+    return Database(urlunsplit(url._replace(path=f"/{APP_DB}")), size=1)
 
 
 def open_polls(
@@ -41,7 +42,7 @@ def open_polls(
     """`count` new open polls plus the first poll: poll id -> its option keys. `master` gives
     a client of the Redis master (default: through the deployment's Sentinels, which only
     works where their names resolve)."""
-    engine = _engine(target)
+    database = _database(target)
     client = (master or target.redis)()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     polls: dict[str, list[str]] = {}
@@ -53,11 +54,11 @@ def open_polls(
             labels = list(OPTION_SETS[(number - 1) % len(OPTION_SETS)])
             question = f"Drill {stamp}, poll {number} of {count}?"
             draft = make_draft(question, labels, None, now=datetime.now(UTC))
-            poll = store.create(engine, draft, None)
+            poll = store.create(database, draft, None)
             publish(client, poll, WaitPolicy())
             polls[poll.id] = [o.key for o in poll.options]
     finally:
-        engine.dispose()
+        database.dispose()
         client.close()
     return polls
 
@@ -66,13 +67,13 @@ def close_polls(
     target: Deployment, poll_ids: list[str], master: Callable[[], Redis] | None = None
 ) -> None:
     """Close the drill's own polls (not the first poll), so they leave the home page."""
-    engine = _engine(target)
+    database = _database(target)
     client = (master or target.redis)()
     try:
         for poll_id in poll_ids:
             if poll_id != FIRST_POLL_ID:
-                poll = store.set_state(engine, poll_id, None, CLOSED, datetime.now(UTC))
+                poll = store.set_state(database, poll_id, None, CLOSED, datetime.now(UTC))
                 publish(client, poll, WaitPolicy())
     finally:
-        engine.dispose()
+        database.dispose()
         client.close()

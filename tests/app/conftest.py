@@ -9,12 +9,12 @@ import pytest
 import redis.client
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine
 
 from app import create_app
 from app.resources import get_resources
 from app.sessions import COOKIE_NAME
 from core.config import Config
+from core.db import Database
 from core.polls import Poll, make_draft, store
 from core.polls.published import publish
 from core.replicated import WaitPolicy
@@ -79,7 +79,7 @@ def session_cookie(client: FlaskClient) -> str | None:
 @pytest.fixture
 def new_poll(database_url: str, redis_servers: RedisCluster, clean_data: None) -> Iterator[NewPoll]:
     """Make a poll as the login app does: stored in Postgres, then published to Redis."""
-    engine = create_engine(database_url)
+    database = Database(database_url)
     client = redis_servers.client()
 
     def make(
@@ -90,9 +90,9 @@ def new_poll(database_url: str, redis_servers: RedisCluster, clean_data: None) -
         closes_at: datetime | None = None,
     ) -> Poll:
         draft = make_draft(question, list(labels), closes_at, now=datetime.now(UTC))
-        poll = store.create(engine, draft, owner_id)
+        poll = store.create(database, draft, owner_id)
         publish(client, poll, WaitPolicy())
         return poll
 
     yield make
-    engine.dispose()
+    database.dispose()

@@ -102,11 +102,11 @@ def test_a_taken_username_is_refused_whatever_its_case(login_app, client):
     assert "That username is taken" in response.get_data(as_text=True)
 
 
-def test_the_unique_constraint_catches_a_registration_race(db):
-    create_account(db, "racer", PASSWORD)
+def test_the_unique_constraint_catches_a_registration_race(db, pg):
+    create_account(pg, "racer", PASSWORD)
 
     with pytest.raises(UsernameTaken):
-        create_account(db, "racer", PASSWORD)
+        create_account(pg, "racer", PASSWORD)
 
 
 def test_login_logout_cycle(login_app, client):

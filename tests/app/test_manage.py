@@ -56,12 +56,12 @@ def poll_id_of(response) -> str:
     return response.headers["Location"].removeprefix("/p/")
 
 
-def test_making_a_poll_by_form_stores_and_publishes_it(owner, master, db):
+def test_making_a_poll_by_form_stores_and_publishes_it(owner, master, db, pg):
     response = create_by_form(owner, "Tea or coffee?", "Tea\nCoffee\n\nWater", "86400")
 
     assert response.status_code == 303
     poll_id = poll_id_of(response)
-    stored = store.get(db, poll_id)
+    stored = store.get(pg, poll_id)
     assert (stored.question, [o.label for o in stored.options]) == (
         "Tea or coffee?",
         ["Tea", "Coffee", "Water"],
@@ -209,7 +209,7 @@ def test_the_api_refuses_what_is_not_json_or_unauthenticated(login_app, owner):
     assert stranger.get("/polls/new").headers["Location"] == "/login?next=/polls/new"
 
 
-def test_closing_and_reopening_reach_voters(owner, master, db):
+def test_closing_and_reopening_reach_voters(owner, master, db, pg):
     poll_id = poll_id_of(create_by_form(owner, "Tea or coffee?", "Tea\nCoffee", "3600"))
     token = api_token(owner)
 
@@ -227,7 +227,7 @@ def test_closing_and_reopening_reach_voters(owner, master, db):
     assert (reopened.get_json()["state"], reopened.get_json()["closes_at"]) == ("open", None)
     assert read_poll(master, poll_id).state == "open"
     assert master.zscore(OPEN_INDEX, poll_id) is not None
-    assert store.get(db, poll_id).revision == 3  # closed, reopened; the second close did nothing
+    assert store.get(pg, poll_id).revision == 3  # closed, reopened; the second close did nothing
 
 
 def test_only_the_owner_may_change_or_delete_a_poll(make_app, owner, master):
@@ -259,7 +259,7 @@ def test_an_unknown_poll_is_a_404(owner, poll_id):
     assert owner.get(f"/polls/{poll_id}/delete").status_code == 404
 
 
-def test_deleting_asks_first_then_takes_the_votes_too(owner, master, db):
+def test_deleting_asks_first_then_takes_the_votes_too(owner, master, db, pg):
     poll_id = poll_id_of(create_by_form(owner, "Tea or coffee?", "Tea\nCoffee"))
     with db.begin() as conn:
         conn.execute(
@@ -277,7 +277,7 @@ def test_deleting_asks_first_then_takes_the_votes_too(owner, master, db):
     deleted = owner.post(f"/polls/{poll_id}/delete", data={"csrf_token": token})
 
     assert deleted.status_code == 303
-    assert store.get(db, poll_id) is None
+    assert store.get(pg, poll_id) is None
     with db.connect() as conn:
         for table in ("votes", "tallies", "poll_options"):
             count = f"SELECT count(*) FROM {table} WHERE poll_id = :p"

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
+from core.db import Database
 from core.migrate import upgrade
 from core.models import metadata
 from core.polls import FIRST_POLL_ID, store
@@ -71,7 +72,7 @@ def test_0002_makes_the_configured_poll_the_first_and_keeps_every_vote(old_datab
 
     upgrade(old_database)
 
-    first = store.get(engine, FIRST_POLL_ID)
+    first = store.get(Database(old_database, size=1), FIRST_POLL_ID)
     assert (first.question, first.state, first.owner_id) == ("Tabs or spaces?", "open", None)
     # "both" was voted for but is no longer configured: kept, so its vote still counts.
     assert [(o.key, o.label) for o in first.options] == [

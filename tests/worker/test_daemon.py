@@ -8,9 +8,8 @@ import random
 import time
 
 import redis
-from sqlalchemy import create_engine
 
-from core.db import make_engine
+from core.db import Database
 from core.stream import DEAD_LETTER, GROUP, STREAM, Vote
 from tests.worker.conftest import (
     assert_exact,
@@ -161,7 +160,7 @@ def test_postgres_outage_is_waited_out_with_one_log_line_each_way(
     worker_config, ledger, rclient, db, database_url, pg_server, caplog
 ):
     proxy = TcpProxy(pg_server.port)  # stands in for HAProxy's leader port
-    engine = make_engine(database_url.replace(f":{pg_server.port}/", f":{proxy.port}/"))
+    engine = Database(database_url.replace(f":{pg_server.port}/", f":{proxy.port}/"))
     config = worker_config(batch=20)
     client = redis.Redis(
         port=rclient.connection_pool.connection_kwargs["port"],
@@ -203,7 +202,7 @@ def test_redis_outage_is_waited_out(
         socket_connect_timeout=0.5,
         retry=None,
     )
-    engine = create_engine(database_url)
+    engine = Database(database_url)
     worker = VoteWorker(worker_config(), client, engine)
     caplog.set_level(logging.INFO, logger="worker")
     try:

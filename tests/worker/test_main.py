@@ -42,7 +42,7 @@ def pending_of(client, consumer: str) -> int:
         ({"DATABASE_URL": ""}, "worker: DATABASE_URL is not set"),
         ({"WORKER_BATCH": "0"}, "worker: WORKER_BATCH: must be at least 1"),
         ({"WORKER_BLOCK_MS": "soon"}, "worker: WORKER_BLOCK_MS: expected a number, got 'soon'"),
-        ({"DATABASE_URL": "not a url"}, "worker: DATABASE_URL: Could not parse"),
+        ({"DATABASE_URL": "not a url"}, "worker: DATABASE_URL: expected postgresql://"),
     ],
 )
 def test_a_config_error_exits_2_with_one_line(app_env, change, message):

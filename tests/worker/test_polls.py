@@ -32,12 +32,12 @@ from worker.daemon import VoteWorker
 from worker.sink import PostgresSink
 
 
-def make_poll(db, question: str = "Tea or coffee?", labels=("Tea", "Coffee"), owner=None) -> Poll:
-    return store.create(db, make_draft(question, list(labels), None, now=datetime.now(UTC)), owner)
+def make_poll(pg, question: str = "Tea or coffee?", labels=("Tea", "Coffee"), owner=None) -> Poll:
+    return store.create(pg, make_draft(question, list(labels), None, now=datetime.now(UTC)), owner)
 
 
-def test_votes_in_several_polls_are_exact_in_each(worker_config, ledger, rclient, db):
-    tea, pets = make_poll(db), make_poll(db, "Pets?", ("Cats", "Dogs", "Fish"))
+def test_votes_in_several_polls_are_exact_in_each(worker_config, ledger, rclient, db, pg):
+    tea, pets = make_poll(pg), make_poll(pg, "Pets?", ("Cats", "Dogs", "Fish"))
     for n in range(40):
         ledger.vote(f"anon:{n % 7}", ("tea", "coffee")[n % 2], poll=tea.id)
         ledger.vote(f"anon:{n % 5}", ("cats", "dogs", "fish")[n % 3], poll=pets.id)
@@ -51,9 +51,9 @@ def test_votes_in_several_polls_are_exact_in_each(worker_config, ledger, rclient
 
 
 def test_votes_for_unknown_polls_or_options_are_dead_lettered_and_counted(
-    worker_config, ledger, rclient, db
+    worker_config, ledger, rclient, db, pg
 ):
-    tea = make_poll(db)
+    tea = make_poll(pg)
     ledger.vote("anon:a", "tea", poll=tea.id)
     ghost = ledger.vote("anon:b", "tea", poll="nosuchpoll12")
     wrong = ledger.vote("anon:c", "cats", poll=tea.id)
@@ -71,8 +71,10 @@ def test_votes_for_unknown_polls_or_options_are_dead_lettered_and_counted(
     assert sample(worker, "vote_worker_dead_lettered_total", reason="unknown_option") == 1
 
 
-def test_a_vote_that_entered_the_stream_before_the_close_counts(worker_config, ledger, rclient, db):
-    tea = make_poll(db, owner=None)
+def test_a_vote_that_entered_the_stream_before_the_close_counts(
+    worker_config, ledger, rclient, db, pg
+):
+    tea = make_poll(pg, owner=None)
     ledger.vote("anon:a", "coffee", poll=tea.id)
     with db.begin() as conn:  # closed after the vote was acknowledged
         conn.execute(text("UPDATE polls SET state = 'closed' WHERE id = :id"), {"id": tea.id})
@@ -82,15 +84,15 @@ def test_a_vote_that_entered_the_stream_before_the_close_counts(worker_config, l
 
 
 def test_votes_of_a_deleted_poll_go_and_late_ones_are_dead_lettered(
-    worker_config, ledger, rclient, db
+    worker_config, ledger, rclient, db, pg
 ):
     owner = _account(db)
-    tea = make_poll(db, owner=owner)
+    tea = make_poll(pg, owner=owner)
     ledger.vote("anon:a", "tea", poll=tea.id)
     worker = VoteWorker.from_config(worker_config())
     with running(worker):
         wait_until(lambda: drained(rclient), "the first vote")
-        store.remove(db, tea.id, owner)
+        store.remove(pg, tea.id, owner)
         late = ledger.vote("anon:b", "coffee", poll=tea.id)
         wait_until(lambda: drained(rclient), "the late vote")
     assert rows(db, tea.id) == {} and tallies(db, tea.id) == {}
@@ -98,16 +100,16 @@ def test_votes_of_a_deleted_poll_go_and_late_ones_are_dead_lettered(
     assert (dead[b"original_id"], dead[b"reason"]) == (late, f"unknown poll '{tea.id}'".encode())
 
 
-def test_a_deletion_waits_for_a_batch_in_flight_and_takes_its_votes(db):
+def test_a_deletion_waits_for_a_batch_in_flight_and_takes_its_votes(db, pg):
     """The sink locks each poll of a batch (FOR KEY SHARE) before writing its votes; a deletion
     locks the poll FOR UPDATE, so it waits for the batch and then deletes what it wrote."""
     owner = _account(db)
-    tea = make_poll(db, owner=owner)
-    sink = PostgresSink(db)
+    tea = make_poll(pg, owner=owner)
+    sink = PostgresSink(pg)
     deleted = threading.Event()
     with db.begin() as conn:
         conn.execute(text("SELECT id FROM polls WHERE id = :id FOR KEY SHARE"), {"id": tea.id})
-        deleter = threading.Thread(target=lambda: (store.remove(db, tea.id, owner), deleted.set()))
+        deleter = threading.Thread(target=lambda: (store.remove(pg, tea.id, owner), deleted.set()))
         deleter.start()
         time.sleep(0.3)
         assert not deleted.is_set(), "the deletion did not wait for the batch"
@@ -125,19 +127,19 @@ def test_a_deletion_waits_for_a_batch_in_flight_and_takes_its_votes(db):
     assert (outcome.changed, [v.vote.voter for v in outcome.vanished]) == (0, ["anon:b"])
 
 
-def test_closing_does_not_wait_for_the_workers(db):
+def test_closing_does_not_wait_for_the_workers(db, pg):
     owner = _account(db)
-    tea = make_poll(db, owner=owner)
+    tea = make_poll(pg, owner=owner)
     with db.begin() as conn:
         conn.execute(text("SELECT id FROM polls WHERE id = :id FOR KEY SHARE"), {"id": tea.id})
         started = time.monotonic()
-        closed = store.set_state(db, tea.id, owner, CLOSED, datetime.now(UTC))
+        closed = store.set_state(pg, tea.id, owner, CLOSED, datetime.now(UTC))
     assert closed.state == CLOSED and closed.revision == 2
     assert time.monotonic() - started < 2
 
 
-def test_the_worker_publishes_polls_and_heals_a_lost_publication(worker_config, rclient, db):
-    tea = make_poll(db)  # stored, never published (as if Redis failed right after the commit)
+def test_the_worker_publishes_polls_and_heals_a_lost_publication(worker_config, rclient, db, pg):
+    tea = make_poll(pg)  # stored, never published (as if Redis failed right after the commit)
     rclient.delete(definition_key("first"))  # a publication lost in a failover
     worker = VoteWorker.from_config(worker_config())
     with running(worker):
@@ -170,16 +172,16 @@ def test_a_sync_that_failed_is_tried_again_within_seconds(worker_config, rclient
             conn.execute(text("ALTER TABLE IF EXISTS polls_not_yet RENAME TO polls"))
 
 
-def test_a_sweep_never_undoes_a_newer_change_or_a_deletion(rclient, db):
+def test_a_sweep_never_undoes_a_newer_change_or_a_deletion(rclient, db, pg):
     owner = _account(db)
-    tea, gone = make_poll(db, owner=owner), make_poll(db, owner=owner)
+    tea, gone = make_poll(pg, owner=owner), make_poll(pg, owner=owner)
     policy = WaitPolicy()
-    sync_all(db, rclient, policy)
-    closed = store.set_state(db, tea.id, owner, CLOSED, datetime.now(UTC))
+    sync_all(pg, rclient, policy)
+    closed = store.set_state(pg, tea.id, owner, CLOSED, datetime.now(UTC))
     publish(rclient, closed, policy)
     # A sweep that read Postgres before the close and the deletion publishes late:
     assert not publish(rclient, tea, policy)
-    store.remove(db, gone.id, owner)
+    store.remove(pg, gone.id, owner)
     unpublish(rclient, gone.id, policy)
     assert not publish(rclient, gone, policy)
     assert read_poll(rclient, tea.id).state == CLOSED
@@ -187,17 +189,17 @@ def test_a_sweep_never_undoes_a_newer_change_or_a_deletion(rclient, db):
     assert rclient.zrange(OPEN_INDEX, 0, -1) == [b"first"]
 
 
-def test_a_sweep_unlists_expired_and_vanished_polls(rclient, db):
-    tea, gone = make_poll(db), make_poll(db)
+def test_a_sweep_unlists_expired_and_vanished_polls(rclient, db, pg):
+    tea, gone = make_poll(pg), make_poll(pg)
     policy = WaitPolicy()
-    sync_all(db, rclient, policy)
+    sync_all(pg, rclient, policy)
     # Past its closing time (on Redis' clock), and deleted in Postgres behind Redis' back.
     expired = dataclasses.replace(tea, closes_at=datetime.now(UTC), revision=5)
     publish(rclient, expired, policy)
     with db.begin() as conn:
         conn.execute(text("DELETE FROM polls WHERE id = :id"), {"id": gone.id})
 
-    report = sync_all(db, rclient, policy)
+    report = sync_all(pg, rclient, policy)
 
     assert (report.unlisted, report.tombstoned) == (1, 1)
     assert rclient.zrange(OPEN_INDEX, 0, -1) == [b"first"]
