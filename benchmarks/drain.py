@@ -42,11 +42,11 @@ from stackenv import (  # also puts the checkout on sys.path
     forget_bench_polls,
     load_config,
     make_bench_polls,
+    make_engine,
     stack_options,
 )
 
 from core.config import Config
-from core.db import make_engine
 from core.polls import Poll
 from core.redis_client import make_sentinel, master_client
 from core.stream import GROUP, Vote, split_id

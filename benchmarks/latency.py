@@ -29,9 +29,8 @@ import time
 import click
 import requests
 from sqlalchemy import Engine, text
-from stackenv import load_config, stack_options, web_url, web_verify
+from stackenv import load_config, make_engine, stack_options, web_url, web_verify
 
-from core.db import make_engine
 from ops.figures import percentile
 from ops.voter import Voter, poll_options, shared_http
 

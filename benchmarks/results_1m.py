@@ -39,12 +39,12 @@ from stackenv import (
     BENCH_QUESTION,
     forget_bench_polls,
     load_config,
+    make_engine,
     stack_options,
     web_url,
     web_verify,
 )
 
-from core.db import make_engine
 from core.polls import FIRST_POLL_ID
 from ops.figures import percentile
 from ops.voter import poll_options

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import psutil
 from redis import Redis
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
 # The scripts run as `python benchmarks/x.py`: make `app`, `worker` and `ops` importable.
@@ -19,6 +19,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from core.config import Config, ConfigError  # noqa: E402
+from core.db import Database  # noqa: E402
 from core.polls import Poll, make_draft, store  # noqa: E402
 from core.polls.published import publish, unpublish  # noqa: E402
 from core.replicated import WaitPolicy  # noqa: E402
@@ -142,14 +143,29 @@ def make_bench_polls(
 ) -> list[Poll]:
     """`count` open polls (as the login app makes them; published when given a client)."""
     made = []
-    for number in range(1, count + 1):
-        question = BENCH_QUESTION.format(name=name, number=number)
-        draft = make_draft(question, labels, None, now=datetime.now(UTC))
-        poll = store.create(engine, draft, None)
-        if client is not None:
-            publish(client, poll, WaitPolicy())
-        made.append(poll)
+    database = Database(engine.url.render_as_string(hide_password=False), size=1)
+    try:
+        for number in range(1, count + 1):
+            question = BENCH_QUESTION.format(name=name, number=number)
+            draft = make_draft(question, labels, None, now=datetime.now(UTC))
+            poll = store.create(database, draft, None)
+            if client is not None:
+                publish(client, poll, WaitPolicy())
+            made.append(poll)
+    finally:
+        database.dispose()
     return made
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """A SQLAlchemy engine for a benchmark's own queries (the apps use core/db.py)."""
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=5,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 2, "application_name": "ha-vote-bench"},
+    )
 
 
 def forget_bench_polls(engine: Engine, name: str, client: Redis | None = None) -> int:
