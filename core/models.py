@@ -1,4 +1,5 @@
-"""The Postgres schema shared by the apps and the worker (created by the Alembic migrations)."""
+"""The Postgres schema as SQLAlchemy tables: what the Alembic migrations build (checked by
+tests/app/test_schema.py). The apps and the worker query it with plain SQL (core/db.py)."""
 
 from __future__ import annotations
 
