@@ -174,13 +174,17 @@ class Database:
 
 
 def _alive(conn: psycopg2.extensions.connection) -> bool:
-    """A round trip that proves the connection still reaches a server (SQLAlchemy's pre-ping)."""
+    """One round trip that proves the connection still reaches a server (SQLAlchemy's
+    pre-ping); in autocommit, so no BEGIN and ROLLBACK around it."""
     if conn.closed:
         return False
     try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        conn.rollback()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        finally:
+            conn.autocommit = False
         return True
     except psycopg2.Error:
         return False
