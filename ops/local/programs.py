@@ -346,6 +346,13 @@ def write_exporter_passwords(layout: Layout, creds: dict[str, str]) -> None:
         exporter_password_file(layout, kind).write_text(json.dumps(passwords))
 
 
+# postgres_exporter 0.11.1 runs its two "collector" package collectors (pg_database_size_bytes,
+# pg_stat_bgwriter_*) on a connection pool of their own: a second idle backend per member
+# (~3 MiB PSS each). Nothing reads their metrics (docs/OPERATIONS-monitoring.md), so they are
+# off and each exporter holds one backend.
+POSTGRES_EXPORTER_FLAGS = ("--no-collector.database", "--no-collector.bgwriter")
+
+
 def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     """Prometheus and the exporters (Debian's binaries; see docs/OPERATIONS-monitoring.md)."""
     prom_dir = layout.path("prometheus")
@@ -405,6 +412,7 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 [
                     "prometheus-postgres-exporter",
                     f"--web.listen-address={layout.addr(layout.port('postgres-exporter', member))}",
+                    *POSTGRES_EXPORTER_FLAGS,
                 ],
                 priority=60,
                 env={
