@@ -392,8 +392,6 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 monitor.redis_user,
                 "-redis.password-file",
                 str(exporter_password_file(layout)),
-                "-check-single-streams",
-                "votes",
             ],
             priority=60,
             env={"REDIS_ADDR": "", **GO_MEMORY},
