@@ -24,7 +24,7 @@ from ops.local.processes import Usage, memory_by_program
 
 GROUPS = (
     # First: "redis-exporter" must not count as a Redis node.
-    ("exporters", ("redis-exporter", "sentinel-exporter", "postgres-exporter")),
+    ("exporters", ("redis-exporter", "postgres-exporter")),
     ("postgres (patroni + postmasters + backends)", "patroni"),
     ("web apps (granian)", ("vote", "result", "login")),
     ("workers", "worker"),

@@ -48,8 +48,8 @@ _OFFSETS = {
     # port HAProxy's web front routes to): 651, 652, ... in app_instances order.
     "app-metrics": 650,
     "prometheus": 909,
+    # One redis_exporter for the Redis nodes and the Sentinels (921 was a second one's).
     "redis-exporter": 920,
-    "sentinel-exporter": 921,
     "postgres-exporter": 930,
 }
 
@@ -134,7 +134,6 @@ class Layout:
                 "etcd-peer",
                 "prometheus",
                 "redis-exporter",
-                "sentinel-exporter",
                 "backup-metrics",
             )
         }

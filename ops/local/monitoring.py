@@ -37,7 +37,8 @@ def prometheus_targets(layout: Layout) -> dict[str, list[dict]]:
         "sentinel": [
             {
                 "targets": layout.sentinel_addrs,
-                "labels": {"__exporter_address__": layout.addr(layout.port("sentinel-exporter"))},
+                # The same exporter as the nodes' (it has the Sentinels' password too).
+                "labels": {"__exporter_address__": layout.addr(layout.port("redis-exporter"))},
             }
         ],
     }

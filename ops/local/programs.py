@@ -324,33 +324,47 @@ def app_programs(layout: Layout) -> list[Program]:
     return programs
 
 
-def _exporter_targets(layout: Layout) -> dict[str, tuple[list[str], str]]:
+def _exporter_passwords(layout: Layout, creds: dict[str, str]) -> dict[str, str]:
+    """redis://HOST:PORT -> password, for the Redis nodes and the Sentinels.
+
+    One redis_exporter scrapes both: it logs in as one user (-redis.user) everywhere, so the
+    exporter's Redis user and its Sentinel user must have the same name; the passwords differ
+    and come from this map."""
     who = secrets.IDENTITIES["exporter"]
+    if who.redis_user != who.sentinel_user:
+        raise ValueError(
+            f"one redis_exporter logs in as one user: Redis user {who.redis_user!r} and "
+            f"Sentinel user {who.sentinel_user!r} must be the same"
+        )
     nodes = [layout.addr(layout.redis_port(n)) for n in REDIS_NODES]
-    return {
-        "redis": (nodes, who.redis_secret),
-        "sentinel": (layout.sentinel_addrs, who.sentinel_secret),
-    }
+    passwords = {f"redis://{addr}": creds[who.redis_secret] for addr in nodes}
+    passwords.update(
+        {f"redis://{addr}": creds[who.sentinel_secret] for addr in layout.sentinel_addrs}
+    )
+    return passwords
 
 
-def exporter_password_file(layout: Layout, kind: str) -> Path:
-    """The password file of the `kind` ("redis" or "sentinel") exporter."""
-    return layout.path("run", f"{kind}-exporter-passwords.json")
+def exporter_password_file(layout: Layout) -> Path:
+    """The redis_exporter's password file."""
+    return layout.path("run", "redis-exporter-passwords.json")
 
 
 def write_exporter_passwords(layout: Layout, creds: dict[str, str]) -> None:
-    """A password for each node (or Sentinel) an exporter may scrape, and no other: a caller
+    """A password for each node and Sentinel the exporter may scrape, and no other: a caller
     naming another target in ?target= gets no password sent there."""
-    for kind, (addrs, secret) in _exporter_targets(layout).items():
-        passwords = {f"redis://{addr}": creds[secret] for addr in addrs}
-        exporter_password_file(layout, kind).write_text(json.dumps(passwords))
+    exporter_password_file(layout).write_text(json.dumps(_exporter_passwords(layout, creds)))
+
+
+# postgres_exporter 0.11.1 runs its two "collector" package collectors (pg_database_size_bytes,
+# pg_stat_bgwriter_*) on a connection pool of their own: a second idle backend per member
+# (~3 MiB PSS each). Nothing reads their metrics (docs/OPERATIONS-monitoring.md), so they are
+# off and each exporter holds one backend.
+POSTGRES_EXPORTER_FLAGS = ("--no-collector.database", "--no-collector.bgwriter")
 
 
 def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
     """Prometheus and the exporters (Debian's binaries; see docs/OPERATIONS-monitoring.md)."""
     prom_dir = layout.path("prometheus")
-    redis_passwords = exporter_password_file(layout, "redis")
-    sentinel_passwords = exporter_password_file(layout, "sentinel")
     monitor = secrets.IDENTITIES["exporter"]
     progs = [
         Program(
@@ -365,8 +379,9 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
             priority=60,
             env=dict(GO_MEMORY),
         ),
-        # Multi-target exporters: Prometheus names each Redis node / Sentinel in ?target=;
-        # passwords only for the targets in their files (exporter_passwords).
+        # One multi-target exporter for the Redis nodes and the Sentinels (a second process
+        # cost ~7 MiB PSS): Prometheus names each in ?target=; passwords only for the targets
+        # in its file (write_exporter_passwords), the Sentinels' differ from the nodes'.
         Program(
             "redis-exporter",
             [
@@ -374,25 +389,9 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 "-web.listen-address",
                 layout.addr(layout.port("redis-exporter")),
                 "-redis.user",
-                secrets.IDENTITIES["exporter"].redis_user,
+                monitor.redis_user,
                 "-redis.password-file",
-                str(redis_passwords),
-                "-check-single-streams",
-                "votes",
-            ],
-            priority=60,
-            env={"REDIS_ADDR": "", **GO_MEMORY},
-        ),
-        Program(
-            "sentinel-exporter",
-            [
-                "prometheus-redis-exporter",
-                "-web.listen-address",
-                layout.addr(layout.port("sentinel-exporter")),
-                "-redis.user",
-                secrets.IDENTITIES["exporter"].sentinel_user,
-                "-redis.password-file",
-                str(sentinel_passwords),
+                str(exporter_password_file(layout)),
             ],
             priority=60,
             env={"REDIS_ADDR": "", **GO_MEMORY},
@@ -405,6 +404,7 @@ def monitoring_programs(layout: Layout, creds: dict[str, str]) -> list[Program]:
                 [
                     "prometheus-postgres-exporter",
                     f"--web.listen-address={layout.addr(layout.port('postgres-exporter', member))}",
+                    *POSTGRES_EXPORTER_FLAGS,
                 ],
                 priority=60,
                 env={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from tests.config.conftest import REPO, load_compose, require_tool
+from tests.config.dashboards import DASHBOARDS, queries
 
 MONITORING = REPO / "monitoring"
 RULE_TESTS = Path(__file__).parent / "rules"
@@ -75,3 +77,37 @@ def test_compose_targets_name_compose_services() -> None:
                 addresses.append(group["labels"]["__exporter_address__"])
             for address in addresses:
                 assert address.rsplit(":", 1)[0] in services, f"{path.name}: {address}"
+
+
+# Values of the second source label of a drop rule (datname, db) to try with each name.
+LABEL_VALUES = ("", "votes", "postgres", "template0", "db0", "db1")
+
+
+def used_names() -> set[str]:
+    """Every identifier in the rules' expressions, the dashboards' queries and the rule tests'
+    series: a superset of the metric names something reads (labels and functions too)."""
+    texts = [
+        rule["expr"]
+        for path in sorted((MONITORING / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    texts += [expr for path in DASHBOARDS for _, expr in queries(path)]
+    texts.append((RULE_TESTS / "alerts.test.yml").read_text())
+    return {name for text in texts for name in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", text)}
+
+
+def test_no_metric_in_use_is_dropped() -> None:
+    # metric_relabel_configs drop series nothing reads; a rule or panel must not lose its own.
+    names = used_names()
+    assert {"pg_settings_max_connections", "redis_commands_processed_total"} <= names
+    for job_name, job in jobs().items():
+        for rule in job.get("metric_relabel_configs", []):
+            assert rule["action"] == "drop", job_name
+            assert rule["source_labels"][0] == "__name__", job_name
+            pattern = re.compile(rule["regex"])  # Prometheus anchors it: fullmatch
+            if len(rule["source_labels"]) == 1:
+                dropped = {n for n in names if pattern.fullmatch(n)}
+            else:
+                dropped = {n for n in names for v in LABEL_VALUES if pattern.fullmatch(f"{n};{v}")}
+            assert not dropped, f"job {job_name} drops metrics in use: {sorted(dropped)}"
