@@ -11,8 +11,11 @@ SQLAlchemy pool gave them:
   waiting on a pool that is reconnecting in the background;
 - a pooled connection is pinged before use and replaced if dead (a failover closes them all),
   and recycled after RECYCLE_S (5 min);
-- at most `size` connections; a request waits up to POOL_WAIT_S for a busy one, then gets
-  PoolExhausted (each pool is sized for its process's threads: a stuck database).
+- at most `size` connections, of which `keep` stay open when idle; a request waits up to
+  POOL_WAIT_S for a busy one, then gets PoolExhausted (each pool is sized for its
+  process's threads: a stuck database);
+- a connection is dropped after a lost link (no SQLSTATE, class 08, 57P), kept after a
+  deadlock, serialization failure or statement timeout.
 
 Inside `connect()`/`begin()` a block gets a cursor whose rows are named tuples; `begin()`
 commits at the end of the block (rolls back on error), `connect()` is for reads and always
@@ -47,6 +50,9 @@ CONNECT_ARGS = {
 }
 RECYCLE_S = 300.0
 DEFAULT_SIZE = 10
+# Idle connections kept for the next request; more are closed when they come back (after a
+# burst the pool shrinks to this, as SQLAlchemy's pool_size=5 + max_overflow=5 did).
+DEFAULT_KEEP = 5
 # How long a request waits for a busy pool (each is sized for its process's threads).
 POOL_WAIT_S = 5.0
 
@@ -79,11 +85,13 @@ class Database:
         url: str,
         *,
         size: int = DEFAULT_SIZE,
+        keep: int = DEFAULT_KEEP,
         wait_s: float = POOL_WAIT_S,
         recycle_s: float = RECYCLE_S,
     ) -> None:
         self.url = url
         self.size = size
+        self.keep = keep
         self.wait_s = wait_s
         self.recycle_s = recycle_s
         self._dsn = libpq_url(url)
@@ -134,7 +142,7 @@ class Database:
             self._close(conn)
             return
         with self._ready:
-            if pooled.generation == self._generation:
+            if pooled.generation == self._generation and len(self._idle) < self.keep:
                 self._idle.append(pooled)
                 self._ready.notify()
                 return
@@ -191,8 +199,14 @@ def _alive(conn: psycopg2.extensions.connection) -> bool:
 
 
 def _broken(conn: psycopg2.extensions.connection, exc: BaseException) -> bool:
-    """Whether the connection cannot be used again after `exc`."""
-    if conn.closed or isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+    """Whether the connection cannot be used again after `exc`. A lost link closes it (or
+    leaves its state unknown); a deadlock, serialization failure or statement timeout is an
+    OperationalError with a SQLSTATE on a healthy connection, which is kept."""
+    if conn.closed or isinstance(exc, psycopg2.InterfaceError):
+        return True
+    if isinstance(exc, psycopg2.OperationalError) and (
+        exc.pgcode is None or exc.pgcode.startswith(("08", "57P"))  # connection, shutdown
+    ):
         return True
     return conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
 

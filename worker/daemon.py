@@ -97,7 +97,7 @@ class VoteWorker:
         redis = master_client(
             config, make_sentinel(config), socket_timeout=socket_timeout, retries=REDIS_RETRIES
         )
-        return cls(config, redis, Database(config.database_url, size=4), **kwargs)
+        return cls(config, redis, Database(config.database_url, size=4, keep=2), **kwargs)
 
     def stop(self) -> None:
         """Ask the loop to stop after the current step; safe to call from a signal handler."""

@@ -41,7 +41,7 @@ def test_an_error_rolls_back_and_the_connection_is_used_again(pg):
 def test_a_connection_the_server_closed_is_replaced_before_use(pg, database_url):
     [pid] = backend_pids(pg)
     with psycopg2.connect(libpq_url(database_url)) as admin, admin.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits for the exit
     admin.close()
     assert backend_pids(pg) != {pid}  # pinged, found dead, replaced: no error reaches the caller
 
@@ -71,6 +71,30 @@ def test_a_busy_pool_waits_then_says_so(database_url):
         assert not got.is_set()
     waiter.join(5)
     assert got.is_set()  # the connection came back and the waiter got it
+
+
+def test_a_conflict_keeps_the_connection_a_lost_link_does_not(pg, database_url):
+    [pid] = backend_pids(pg)
+    with pytest.raises(psycopg2.errors.QueryCanceled), pg.begin() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 1")
+        cursor.execute("SELECT pg_sleep(1)")  # an OperationalError with a SQLSTATE (57014)
+    assert backend_pids(pg) == {pid}
+    with pytest.raises(psycopg2.OperationalError), pg.begin() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    assert backend_pids(pg) != {pid}
+
+
+def test_after_a_burst_only_keep_connections_stay_open(database_url):
+    pool = Database(database_url, size=4, keep=1)
+    blocks = [pool.connect() for _ in range(4)]
+    pids = set()
+    for block in blocks:
+        cursor = block.__enter__()
+        cursor.execute("SELECT pg_backend_pid()")
+        pids.add(cursor.fetchone()[0])
+    for block in blocks:
+        block.__exit__(None, None, None)
+    assert len(pids) == 4 and pool._open == 1 and len(pool._idle) == 1
 
 
 def test_old_connections_are_recycled_and_dispose_closes_the_idle_ones(database_url):

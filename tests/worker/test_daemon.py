@@ -160,14 +160,14 @@ def test_postgres_outage_is_waited_out_with_one_log_line_each_way(
     worker_config, ledger, rclient, db, database_url, pg_server, caplog
 ):
     proxy = TcpProxy(pg_server.port)  # stands in for HAProxy's leader port
-    engine = Database(database_url.replace(f":{pg_server.port}/", f":{proxy.port}/"))
+    database = Database(database_url.replace(f":{pg_server.port}/", f":{proxy.port}/"))
     config = worker_config(batch=20)
     client = redis.Redis(
         port=rclient.connection_pool.connection_kwargs["port"],
         password=rclient.connection_pool.connection_kwargs["password"],
         socket_timeout=5,
     )
-    worker = VoteWorker(config, client, engine)
+    worker = VoteWorker(config, client, database)
     caplog.set_level(logging.INFO, logger="worker")
     try:
         with running(worker):
@@ -186,7 +186,7 @@ def test_postgres_outage_is_waited_out_with_one_log_line_each_way(
             wait_until(lambda: drained(rclient), "the drain after the outage")
     finally:
         proxy.close()
-        engine.dispose()
+        database.dispose()
     assert_one_outage_logged(caplog, "postgres")
     assert_exact(db, ledger)
 
@@ -202,8 +202,8 @@ def test_redis_outage_is_waited_out(
         socket_connect_timeout=0.5,
         retry=None,
     )
-    engine = Database(database_url)
-    worker = VoteWorker(worker_config(), client, engine)
+    database = Database(database_url)
+    worker = VoteWorker(worker_config(), client, database)
     caplog.set_level(logging.INFO, logger="worker")
     try:
         with running(worker):
@@ -216,7 +216,7 @@ def test_redis_outage_is_waited_out(
             wait_until(lambda: drained(rclient), "the drain after the outage")
     finally:
         proxy.close()
-        engine.dispose()
+        database.dispose()
     assert_one_outage_logged(caplog, "redis")
     assert_exact(db, ledger)
 
