@@ -157,9 +157,8 @@ def _sqlstate(exc: PostgresError) -> str:
 
 def describe(exc: BaseException) -> str:
     """The first line of the driver's message: enough for one log line."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    return lines[0] if lines else type(orig).__name__
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 class PostgresSink:
