@@ -97,6 +97,20 @@ def parse_hostports(raw: str, name: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+def _is_postgres(scheme: str) -> bool:
+    """postgresql or postgres, with or without a SQLAlchemy driver (`+psycopg2`)."""
+    return scheme.split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def libpq_url(url: str) -> str:
+    """A libpq URI from a database URL as the migrations take it (`postgresql+psycopg2://`);
+    ValueError for another scheme."""
+    parts = urlsplit(url)
+    if not _is_postgres(parts.scheme):
+        raise ValueError(f"not a PostgreSQL URL (scheme {parts.scheme!r})")
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
 def database_url_of(url: str, name: str) -> str:
     """`url` if it is a PostgreSQL URL (postgresql[+driver]://user@host[:port]/database)."""
     parts = urlsplit(url)
@@ -104,7 +118,7 @@ def database_url_of(url: str, name: str) -> str:
         _ = parts.port  # raises for a port that is not a number
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
-    if parts.scheme.split("+", 1)[0] not in ("postgresql", "postgres") or not parts.hostname:
+    if not _is_postgres(parts.scheme) or not parts.hostname:
         raise ConfigError(f"{name}: expected postgresql://user@host[:port]/database")
     return url
 

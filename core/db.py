@@ -31,13 +31,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2.extras import NamedTupleCursor
 
-from core.config import Config
+from core.config import Config, libpq_url
 
 # Keepalives below HAProxy's and Swarm's idle limits keep pooled sessions alive.
 CONNECT_ARGS = {
@@ -58,16 +57,7 @@ POOL_WAIT_S = 5.0
 
 
 class PoolExhausted(psycopg2.OperationalError):
-    """Every connection of the pool stayed in use for POOL_WAIT_S."""
-
-
-def libpq_url(url: str) -> str:
-    """A libpq URI from a database URL as the migrations take it (`postgresql+psycopg2://`)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.split("+", 1)[0]
-    if scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"not a PostgreSQL URL (scheme {parts.scheme!r})")
-    return urlunsplit(parts._replace(scheme="postgresql"))
+    """Every connection of the pool stayed in use for the pool's `wait_s`."""
 
 
 @dataclass
@@ -89,7 +79,6 @@ class Database:
         wait_s: float = POOL_WAIT_S,
         recycle_s: float = RECYCLE_S,
     ) -> None:
-        self.url = url
         self.size = size
         self.keep = keep
         self.wait_s = wait_s
@@ -135,10 +124,12 @@ class Database:
 
     def _checkin(self, pooled: _Pooled, error: BaseException | None) -> None:
         conn = pooled.conn
-        if error is not None and not _broken(conn, error):
+        broken = _unusable(conn) or (error is not None and _lost_link(error))
+        if error is not None and not broken:
             with suppress(psycopg2.Error):
                 conn.rollback()
-        if conn.closed or (error is not None and _broken(conn, error)):
+            broken = _unusable(conn)
+        if broken:
             self._close(conn)
             return
         with self._ready:
@@ -198,17 +189,21 @@ def _alive(conn: psycopg2.extensions.connection) -> bool:
         return False
 
 
-def _broken(conn: psycopg2.extensions.connection, exc: BaseException) -> bool:
-    """Whether the connection cannot be used again after `exc`. A lost link closes it (or
-    leaves its state unknown); a deadlock, serialization failure or statement timeout is an
-    OperationalError with a SQLSTATE on a healthy connection, which is kept."""
-    if conn.closed or isinstance(exc, psycopg2.InterfaceError):
+def _lost_link(exc: BaseException) -> bool:
+    """Whether `exc` means the link to the server is gone. A deadlock, serialization failure
+    or statement timeout is an OperationalError with a SQLSTATE on a healthy connection."""
+    if isinstance(exc, psycopg2.InterfaceError):
         return True
-    if isinstance(exc, psycopg2.OperationalError) and (
+    return isinstance(exc, psycopg2.OperationalError) and (
         exc.pgcode is None or exc.pgcode.startswith(("08", "57P"))  # connection, shutdown
-    ):
-        return True
-    return conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
+    )
+
+
+def _unusable(conn: psycopg2.extensions.connection) -> bool:
+    """Closed, or in a state psycopg2 cannot tell (the link failed mid-command)."""
+    return bool(conn.closed) or (
+        conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
+    )
 
 
 def make_databases(config: Config) -> tuple[Database, Database]:
